@@ -1,0 +1,49 @@
+# Set-up and entry points. Every target creates its own virtual environment.
+# TORCH_SPEC: the torch requirement installed before the package. The default pin
+# takes the local CPU wheel on the project's machines; users with a GPU install
+# their CUDA build first (or pass TORCH_SPEC='torch==2.13.0+cu128' and an index).
+PYTHON     ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV       ?= .venv
+BENCH_VENV ?= .venv-bench
+PY4DSTEM_SPEC ?= py4DSTEM==0.14.18
+DEMO_OUT   ?= demo_out
+
+.PHONY: all venv test test-fast demo bench-rop clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+## make test: install and run the whole suite (slow tests included)
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+## make test-fast: skip tests marked slow
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+## make demo: simulate one recording, reconstruct it, write a figure, print SSIM and resolution
+demo: $(VENV)/.installed
+	$(VENV)/bin/scan-server demo --out $(DEMO_OUT)
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]" "$(PY4DSTEM_SPEC)"
+	touch $@
+
+## make bench-rop: our ROP against py4DSTEM SingleslicePtychography, same data, positions, iterations
+bench-rop: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench_rop.py
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""Recording formats, one module per format; every reader returns an ``Acquisition``."""

@@ -1,0 +1,1 @@
+"""Ptychography physics: probe, specimen, forward model, reconstruction, simulation."""
