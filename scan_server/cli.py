@@ -1,0 +1,188 @@
+"""Command line: ``scan-server simulate | reconstruct | demo``.
+
+Errors caused by input print one line (``error: …``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ParameterError, ScanServerError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("simulate", help="simulate full raster recordings with ground truth",
+                            description="Simulate recordings of a randomised MoS2 monolayer (or your own "
+                                        "structure) in the canonical HDF5 format, one file per seed.")
+    p.add_argument("--preset", default="paper", help="paper (100×100 positions) or small (32×32)")
+    p.add_argument("--count", type=_positive_int, default=1, help="number of recordings")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first recording (then seed+1, …)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--scan-shape", type=_positive_int, nargs=2, metavar=("NY", "NX"))
+    p.add_argument("--electrons-per-pattern", type=float, help="dose per pattern (default: preset, 2.1e5)")
+    p.add_argument("--dose", type=float, metavar="E_PER_A2",
+                   help="dose of the full scan in e⁻/Å² (alternative to --electrons-per-pattern)")
+    p.add_argument("--noise-free", action="store_true", help="store expected counts, no Poisson noise")
+    p.add_argument("--upsample", type=_positive_int, help="far-field upsampling factor, binned to the detector")
+    p.add_argument("--structure", type=Path, help="structure file (any format ASE reads) instead of MoS2")
+    p.add_argument("--carbon-thickness", type=float, metavar="ANGSTROM", help="amorphous carbon film")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+
+
+def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("reconstruct", help="reconstruct a recording from all or N positions (ROP)",
+                            description="Gradient-descent reconstruction (ROP) of a recording from all of its "
+                                        "patterns or N of them chosen by a baseline scan strategy.")
+    p.add_argument("recording", type=Path)
+    p.add_argument("--positions", default="all", help="'all' or a number N of positions")
+    p.add_argument("--strategy", default="halton", help="raster, random or halton (for N positions)")
+    p.add_argument("--iterations", type=int, help="gradient steps (default 5; --converged: many)")
+    p.add_argument("--converged", action="store_true", help="many iterations, for a full-data ground truth")
+    p.add_argument("--step-size", type=float, help="gradient step α (see docs/physics.md)")
+    p.add_argument("--oversample", type=_positive_int, default=1,
+                   help="reconstruction pixel this many times finer than the detector's Nyquist pixel")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, required=True, help="output path; writes OUT.npy and OUT.png")
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("demo", help="simulate, reconstruct from all and from 250 positions, plot, score")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--seed", type=int, default=20261124)
+    p.add_argument("--positions", type=_positive_int, default=250)
+    p.add_argument("--device", default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scan-server", description="Adaptive scanning for electron ptychography.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_simulate(commands)
+    _add_reconstruct(commands)
+    _add_demo(commands)
+    return parser
+
+
+def run_simulate(args: argparse.Namespace) -> None:
+    from .contracts import RasterScan, dose_to_electrons_per_pattern
+    from .device import choose_device
+    from .physics.simulate import preset, simulate_recording
+    from .physics.specimen import SpecimenSettings
+
+    overrides: dict[str, object] = {}
+    if args.scan_shape:
+        overrides["scan_shape"] = tuple(args.scan_shape)
+    if args.upsample:
+        overrides["upsample"] = args.upsample
+    if args.noise_free:
+        overrides["poisson_noise"] = False
+    settings = preset(args.preset, **overrides)
+    if args.electrons_per_pattern is not None and args.dose is not None:
+        raise ParameterError("give either --electrons-per-pattern or --dose, not both")
+    if args.electrons_per_pattern is not None:
+        settings = preset(args.preset, **overrides, electrons_per_pattern=args.electrons_per_pattern)
+    if args.dose is not None:
+        scan = RasterScan(settings.scan_shape, settings.scan_step_angstrom)
+        fov = max(scan.extent_angstrom[0], settings.scan_step_angstrom) * max(scan.extent_angstrom[1],
+                                                                                settings.scan_step_angstrom)
+        electrons = dose_to_electrons_per_pattern(args.dose, scan.count, fov)
+        settings = preset(args.preset, **overrides, electrons_per_pattern=electrons)
+    if args.structure or args.carbon_thickness:
+        from dataclasses import replace
+
+        specimen = SpecimenSettings(
+            structure_file=str(args.structure) if args.structure else None,
+            carbon_thickness_angstrom=args.carbon_thickness or 0.0,
+            **({"vacancy_fraction_range": {}} if args.structure else {}))
+        settings = replace(settings, specimen=specimen)
+    device = choose_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for seed in range(args.seed, args.seed + args.count):
+        path = args.out / f"{args.preset}_{seed:06d}.h5"
+        if path.exists():
+            print(f"{path}: exists, skipped")
+            continue
+        started = time.perf_counter()
+        simulate_recording(settings, seed, path, device=device)
+        print(f"{path}: {settings.scan_shape[0] * settings.scan_shape[1]} patterns in "
+              f"{time.perf_counter() - started:.1f} s")
+
+
+def run_reconstruct(args: argparse.Namespace) -> None:
+    from .device import choose_device
+    from .evaluation.baselines import select_positions
+    from .evaluation.figures import Panel, save_phase
+    from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
+    from .io.canonical import read_recording
+    from .physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition, \
+        reconstruction_geometry
+
+    acquisition = read_recording(args.recording)
+    if args.positions == "all":
+        indices = np.arange(acquisition.count)
+    else:
+        try:
+            count = int(args.positions)
+        except ValueError:
+            raise ParameterError(f"--positions must be 'all' or a number, got {args.positions!r}") from None
+        indices = select_positions(args.strategy, count, acquisition.positions_angstrom, args.seed)
+    iterations = args.iterations if args.iterations is not None else (
+        GROUND_TRUTH_ITERATIONS if args.converged else RopSettings.iterations)
+    settings = RopSettings(iterations=iterations, **({"step_size": args.step_size} if args.step_size else {}))
+    geometry = reconstruction_geometry(acquisition, oversample=args.oversample)
+    result = reconstruct_acquisition(acquisition, indices, settings, geometry, choose_device(args.device),
+                                     progress=True)
+    stem = args.out.with_suffix("") if args.out.suffix in (".npy", ".png") else args.out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    np.save(stem.with_suffix(".npy"), result.potential)
+    region = result.grid.scan_region(acquisition.positions_angstrom)
+    resolution = resolution_angstrom(result.potential.real[region], result.grid.pixel_size_angstrom)
+    title = f"{len(indices)} positions ({args.strategy if args.positions != 'all' else 'all'}), {iterations} it."
+    save_phase(stem.with_suffix(".png"), Panel(title, result.potential.real, result.grid, region,
+                                               result.positions_angstrom, resolution))
+    print(f"reconstructed {len(indices)} positions, {iterations} iterations in {result.seconds:.2f} s")
+    print(f"wrote {stem.with_suffix('.npy')} (complex potential, real part = phase in rad) and "
+          f"{stem.with_suffix('.png')}")
+    print(f"resolution (diffractogram): {f'{resolution:.2f} Å' if resolution else 'no reflection above noise'}")
+    if acquisition.ground_truth is not None:
+        truth = resample_to_grid(acquisition.ground_truth, result.grid)
+        print(f"SSIM against the true phase: {ssim_phase(result.potential.real, truth, region):.3f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            run_simulate(args)
+        elif args.command == "reconstruct":
+            run_reconstruct(args)
+        elif args.command == "demo":
+            from .demo import run_demo
+
+            run_demo(args.out, args.seed, args.positions, args.device)
+    except ScanServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

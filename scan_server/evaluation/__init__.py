@@ -1,0 +1,1 @@
+"""Evaluation: metrics shared by every comparison, baseline scans, reports."""

@@ -1,0 +1,94 @@
+"""Figures: reconstructions with their scan positions, and diffractograms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..contracts import ObjectGrid  # noqa: E402
+from .metrics import diffractogram  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One reconstruction to show: phase (H, W) rad on ``grid``, the scan region to crop,
+    the positions used (n, 2) Å, and a title."""
+
+    title: str
+    phase_rad: np.ndarray
+    grid: ObjectGrid
+    region: tuple[slice, slice]
+    positions_angstrom: np.ndarray | None = None
+    resolution_angstrom: float | None = None
+
+
+def _extent(panel: Panel) -> list[float]:
+    dx = panel.grid.pixel_size_angstrom
+    y0 = panel.grid.origin_angstrom[0] + panel.region[0].start * dx
+    x0 = panel.grid.origin_angstrom[1] + panel.region[1].start * dx
+    h = (panel.region[0].stop - panel.region[0].start) * dx
+    w = (panel.region[1].stop - panel.region[1].start) * dx
+    return [x0 - dx / 2, x0 + w - dx / 2, y0 + h - dx / 2, y0 - dx / 2]
+
+
+def draw_phase(ax: plt.Axes, panel: Panel, show_positions: bool = True) -> None:
+    image = panel.phase_rad[panel.region]
+    shown = ax.imshow(image, cmap="gray", extent=_extent(panel))
+    if show_positions and panel.positions_angstrom is not None and len(panel.positions_angstrom) <= 2000:
+        ax.scatter(panel.positions_angstrom[:, 1], panel.positions_angstrom[:, 0], s=3, c="tab:red", alpha=0.7)
+    ax.set_title(panel.title, fontsize=9)
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    plt.colorbar(shown, ax=ax, fraction=0.046, label="phase (rad)")
+
+
+def draw_diffractogram(ax: plt.Axes, panel: Panel, q_max_inv_angstrom: float = 1.6) -> None:
+    power, _ = diffractogram(panel.phase_rad[panel.region], panel.grid.pixel_size_angstrom)
+    n_y, n_x = power.shape
+    dq_y = 1.0 / (n_y * panel.grid.pixel_size_angstrom)
+    dq_x = 1.0 / (n_x * panel.grid.pixel_size_angstrom)
+    extent = [-n_x / 2 * dq_x, (n_x / 2) * dq_x, (n_y / 2) * dq_y, -n_y / 2 * dq_y]
+    ax.imshow(np.log10(power + power.max() * 1e-9), cmap="magma", extent=extent)
+    ax.set_xlim(-q_max_inv_angstrom, q_max_inv_angstrom)
+    ax.set_ylim(q_max_inv_angstrom, -q_max_inv_angstrom)
+    if panel.resolution_angstrom:
+        circle = plt.Circle((0, 0), 1 / panel.resolution_angstrom, fill=False, color="cyan", lw=0.8, ls="--")
+        ax.add_patch(circle)
+        label = f"finest reflection: {panel.resolution_angstrom:.2f} Å"
+    else:
+        label = "no reflection above the noise"
+    ax.set_title(label, fontsize=8)
+    ax.set_xlabel("q_x (Å⁻¹)")
+
+
+def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "") -> Path:
+    """Phases (top row) and diffractograms (bottom row) side by side, as a PNG."""
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 8), squeeze=False)
+    for column, panel in enumerate(panels):
+        draw_phase(axes[0, column], panel)
+        draw_diffractogram(axes[1, column], panel)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_phase(path: str | Path, panel: Panel) -> Path:
+    """One reconstruction (phase and positions) as a PNG."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    draw_phase(ax, panel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

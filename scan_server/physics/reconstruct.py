@@ -1,0 +1,222 @@
+"""ROP: gradient-descent ptychographic reconstruction of a complex potential (paper §II.A).
+
+Loss (paper eq. 2, per data set b): L_b(V) = Σ_p Σ_k (I_p(V)(k) − J_p(k))², with
+I_p the forward model of ``forward.py`` and J_p the recorded pattern divided by the
+incident electrons per pattern (estimated from the data: mean recorded total divided by
+the fraction of the bare probe that falls on the detector), so both sum to ≈ 1.
+
+Update (gradient descent with a diagonal preconditioner, the usual normalisation of
+ptychographic gradients): V ← V − α · g(r) / (Q(r) + δ · max Q), where
+g = ∂L/∂Re V + i ∂L/∂Im V is the steepest-ascent direction, Q(r) = Σ_p |ψ_p(r)|² the
+illumination of pixel r by all positions of that data set, δ = ``illumination_floor``.
+Dividing by Q makes the step independent of how many positions overlap a pixel, which
+is what lets the same α work for 250 and 10,000 positions and for ragged batches.
+
+Batching: data sets of a batch share the object grid shape; only their measured
+(data set, position) pairs are computed — nothing is padded, so a data set's result does
+not depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..contracts import Acquisition, ObjectGrid, ProbeOptics, SamplingGeometry
+from ..device import deterministic
+from ..errors import GeometryError, ParameterError
+from .forward import WindowPlan, detector_intensity, forward_patterns, window_flat_index
+from .probe import probe_real, shifted_probes
+
+
+@dataclass(frozen=True)
+class RopSettings:
+    """iterations: gradient steps (paper: 5). step_size: α in the normalisation above.
+    illumination_floor: δ, relative to the brightest pixel. chunk_positions: patterns per
+    vectorised chunk (memory ∝ chunk · window²). cache_bytes: shifted probes are cached
+    across iterations up to this size."""
+
+    iterations: int = 5
+    step_size: float = 250.0
+    illumination_floor: float = 0.05
+    chunk_positions: int = 1024
+    cache_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ParameterError(f"iterations must be ≥ 0, got {self.iterations}")
+        if not self.step_size > 0:
+            raise ParameterError(f"step size must be positive, got {self.step_size}")
+        if not 0 < self.illumination_floor <= 1:
+            raise ParameterError(f"illumination floor must be in (0, 1], got {self.illumination_floor}")
+
+
+#: Many-iteration settings for the full-data ground truth.
+GROUND_TRUTH_ITERATIONS = 30
+
+
+@dataclass
+class RopBatch:
+    """B data sets prepared for reconstruction.
+
+    patterns: (n, M, M) normalised patterns of all measured (data set, position) pairs;
+    plan: their windows (``plan.batch_index`` says which data set); probes: (B, N, N)
+    centred real-space probes (unit norm); object_shape: (H, W) shared by the batch.
+    """
+
+    patterns: torch.Tensor
+    plan: WindowPlan
+    probes: torch.Tensor
+    object_shape: tuple[int, int]
+    batch_size: int
+    geometry: SamplingGeometry
+
+    @property
+    def device(self) -> torch.device:
+        return self.patterns.device
+
+
+def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.ndarray],
+                  optics: Sequence[ProbeOptics], grid: ObjectGrid, geometry: SamplingGeometry,
+                  device: torch.device | None = None) -> RopBatch:
+    """Build a batch from per-data-set frames (P_b, M, M), positions (P_b, 2) Å and optics;
+    P_b may differ between data sets (ragged)."""
+    if not (len(frames) == len(positions_angstrom) == len(optics)) or not frames:
+        raise ParameterError("frames, positions and optics must be non-empty lists of equal length")
+    device = device or torch.device("cpu")
+    probes = torch.stack([probe_real(o, geometry, device) for o in optics]).to(torch.complex64)
+    probe_on_detector = detector_intensity(probes, geometry).sum(dim=(-2, -1))
+    patterns, batch_index, all_positions = [], [], []
+    for b, (frame, position) in enumerate(zip(frames, positions_angstrom)):
+        frame = np.asarray(frame, dtype=np.float32)
+        position = np.asarray(position, dtype=np.float64).reshape(-1, 2)
+        if frame.ndim != 3 or frame.shape[1:] != (geometry.detector_px,) * 2:
+            raise GeometryError(f"data set {b}: frames must be (P, {geometry.detector_px}, "
+                                f"{geometry.detector_px}), got {frame.shape}")
+        if len(frame) != len(position) or len(frame) == 0:
+            raise ParameterError(f"data set {b}: {len(frame)} frames but {len(position)} positions")
+        electrons = float(frame.sum(axis=(1, 2)).mean()) / float(probe_on_detector[b])
+        if not electrons > 0:
+            raise ParameterError(f"data set {b}: the patterns hold no counts")
+        patterns.append(torch.as_tensor(frame / electrons))
+        batch_index.append(np.full(len(frame), b))
+        all_positions.append(position)
+    plan = WindowPlan.for_positions(grid, geometry, np.concatenate(all_positions),
+                                    np.concatenate(batch_index), device=device)
+    return RopBatch(patterns=torch.cat(patterns).to(device), plan=plan, probes=probes,
+                    object_shape=grid.shape_px, batch_size=len(frames), geometry=geometry)
+
+
+class _ProbeCache:
+    """Sub-pixel shifted probes per chunk, kept across iterations while they fit."""
+
+    def __init__(self, batch: RopBatch, settings: RopSettings) -> None:
+        self.batch, self.chunk = batch, settings.chunk_positions
+        n_bytes = batch.plan.count * batch.geometry.window_px**2 * 8
+        self.keep = n_bytes <= settings.cache_bytes
+        self.store: dict[int, torch.Tensor] = {}
+
+    def get(self, start: int) -> torch.Tensor:
+        if start in self.store:
+            return self.store[start]
+        plan = self.batch.plan.chunk(start, start + self.chunk)
+        probes = shifted_probes(self.batch.probes, plan.fraction_px, plan.batch_index)
+        if self.keep:
+            self.store[start] = probes
+        return probes
+
+
+def _chunks(batch: RopBatch, chunk: int) -> range:
+    return range(0, batch.plan.count, chunk)
+
+
+def illumination(batch: RopBatch, cache: _ProbeCache) -> torch.Tensor:
+    """Q(r) = Σ_p |ψ_p(r)|² per data set, (B, H, W) float32."""
+    height, width = batch.object_shape
+    total = torch.zeros(batch.batch_size * height * width, dtype=torch.float32, device=batch.device)
+    for start in _chunks(batch, cache.chunk):
+        plan = batch.plan.chunk(start, start + cache.chunk)
+        index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
+        total.index_put_((index.reshape(-1),), cache.get(start).abs().reshape(-1) ** 2, accumulate=True)
+    return total.reshape(batch.batch_size, height, width)
+
+
+def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
+                      cache: _ProbeCache | None = None, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """L_b (B,) and g = ∂L/∂Re V + i ∂L/∂Im V (B, H, W) for a complex potential (B, H, W)."""
+    cache = cache or _ProbeCache(batch, RopSettings(chunk_positions=chunk))
+    dtype = torch.complex128 if potential.dtype == torch.complex128 else torch.complex64
+    transmission = torch.exp(1j * potential.detach()).to(dtype).requires_grad_(True)
+    loss = torch.zeros(batch.batch_size, dtype=torch.float64, device=batch.device)
+    for start in _chunks(batch, cache.chunk):
+        plan = batch.plan.chunk(start, start + cache.chunk)
+        index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
+        exit_waves = cache.get(start).to(dtype) * transmission.reshape(-1)[index]
+        residual = detector_intensity(exit_waves, batch.geometry) - batch.patterns[start:start + cache.chunk]
+        per_pattern = (residual**2).sum(dim=(-2, -1))
+        per_pattern.sum().backward()
+        loss.index_add_(0, plan.batch_index, per_pattern.detach().to(torch.float64))
+    # torch's gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
+    # holomorphic t = exp(iV) the chain rule gives g_V = conj(i t) · g_t.
+    grad_t = transmission.grad
+    gradient = torch.conj(1j * transmission.detach()) * grad_t
+    return loss, gradient.to(potential.dtype)
+
+
+def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | None = None,
+                progress: bool = False) -> torch.Tensor:
+    """Run ``settings.iterations`` preconditioned gradient steps; returns V (B, H, W) complex64."""
+    shape = (batch.batch_size, *batch.object_shape)
+    potential = torch.zeros(shape, dtype=torch.complex64, device=batch.device) if initial is None \
+        else initial.to(batch.device, torch.complex64).clone()
+    with deterministic(batch.device), torch.no_grad():
+        cache = _ProbeCache(batch, settings)
+        light = illumination(batch, cache)
+        floor = settings.illumination_floor * light.amax(dim=(-2, -1), keepdim=True)
+        step = settings.step_size / (light + floor)
+    with deterministic(batch.device):
+        for _ in tqdm(range(settings.iterations), desc="ROP", unit="it", disable=not progress, leave=False):
+            _, gradient = loss_and_gradient(potential, batch, cache)
+            potential = potential - step * gradient
+    return potential
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A reconstruction of one recording: V (H, W) complex (real part: phase in rad)."""
+
+    potential: np.ndarray
+    grid: ObjectGrid
+    positions_angstrom: np.ndarray
+    seconds: float
+    iterations: int
+
+
+def reconstruction_geometry(acquisition: Acquisition, oversample: int = 1, upsample: int = 1) -> SamplingGeometry:
+    return SamplingGeometry(acquisition.detector_px, acquisition.detector_sampling_inv_angstrom,
+                            upsample=upsample, oversample=oversample)
+
+
+def reconstruct_acquisition(acquisition: Acquisition, indices: np.ndarray, settings: RopSettings,
+                            geometry: SamplingGeometry | None = None, device: torch.device | None = None,
+                            progress: bool = False) -> Reconstruction:
+    """Reconstruct one recording from the patterns ``indices`` on the grid that covers all
+    of its recorded positions (so every subset of a recording shares one grid)."""
+    geometry = geometry or reconstruction_geometry(acquisition)
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    grid = ObjectGrid.covering(acquisition.positions_angstrom, geometry)
+    positions = acquisition.positions_angstrom[indices]
+    frames = np.asarray(acquisition.frames[indices] if len(indices) < acquisition.count else acquisition.frames[:])
+    started = time.perf_counter()
+    batch = prepare_batch([frames], [positions], [acquisition.optics], grid, geometry, device)
+    potential = reconstruct(batch, settings, progress=progress)[0]
+    if batch.device.type == "cuda":
+        torch.cuda.synchronize(batch.device)
+    seconds = time.perf_counter() - started
+    return Reconstruction(potential=potential.cpu().numpy(), grid=grid, positions_angstrom=positions,
+                          seconds=seconds, iterations=settings.iterations)

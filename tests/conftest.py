@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny seeded geometries and recordings (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scan_server.contracts import ObjectGrid, ProbeOptics, RasterScan, SamplingGeometry
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def optics() -> ProbeOptics:
+    return ProbeOptics(energy_ev=60e3, semiangle_mrad=33.0, c10_angstrom=-8.0, c30_angstrom=2e4)
+
+
+@pytest.fixture
+def small_geometry() -> SamplingGeometry:
+    """32-px detector at the paper's reciprocal sampling: 0.66 Å pixels, 10.5 Å window."""
+    return SamplingGeometry(detector_px=32, detector_sampling_inv_angstrom=0.04759)
+
+
+@pytest.fixture
+def small_scan() -> RasterScan:
+    return RasterScan(shape=(6, 5), step_angstrom=0.9)
+
+
+@pytest.fixture
+def small_grid(small_scan: RasterScan, small_geometry: SamplingGeometry) -> ObjectGrid:
+    return ObjectGrid.covering(small_scan.positions_angstrom(), small_geometry)
+
+
+@pytest.fixture
+def random_object(small_grid: ObjectGrid) -> torch.Tensor:
+    """A smooth random complex potential (phase ≤ ~0.5 rad, weak absorption), (1, H, W)."""
+    generator = torch.Generator().manual_seed(3)
+    shape = small_grid.shape_px
+    phase = torch.nn.functional.avg_pool2d(torch.rand((1, 1, *shape), generator=generator, dtype=torch.float64),
+                                           3, 1, 1)[0]
+    absorption = 0.05 * torch.rand((1, *shape), generator=generator, dtype=torch.float64)
+    return (phase + 1j * absorption).to(torch.complex128)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
