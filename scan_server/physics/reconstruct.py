@@ -39,13 +39,15 @@ class RopSettings:
     """iterations: gradient steps (paper: 5). step_size: α in the normalisation above.
     illumination_floor: δ, relative to the brightest pixel. chunk_positions: patterns per
     vectorised chunk (memory ∝ chunk · window²). cache_bytes: shifted probes are cached
-    across iterations up to this size."""
+    across iterations up to this size. divergence_factor: a loss that grows by more than
+    this factor between iterations counts as divergence (see ``reconstruct``)."""
 
     iterations: int = 5
     step_size: float = 250.0
     illumination_floor: float = 0.05
     chunk_positions: int = 1024
     cache_bytes: int = 1 << 30
+    divergence_factor: float = 1.5
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -54,6 +56,8 @@ class RopSettings:
             raise ParameterError(f"step size must be positive, got {self.step_size}")
         if not 0 < self.illumination_floor <= 1:
             raise ParameterError(f"illumination floor must be in (0, 1], got {self.illumination_floor}")
+        if self.divergence_factor < 1:
+            raise ParameterError(f"divergence factor must be ≥ 1, got {self.divergence_factor}")
 
 
 #: Many-iteration settings for the full-data ground truth.
@@ -170,7 +174,14 @@ def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
 
 def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | None = None,
                 progress: bool = False) -> torch.Tensor:
-    """Run ``settings.iterations`` preconditioned gradient steps; returns V (B, H, W) complex64."""
+    """Run ``settings.iterations`` preconditioned gradient steps; returns V (B, H, W) complex64.
+
+    Step guard: each gradient evaluation also gives the loss of the current estimate;
+    a data set whose loss grew by more than ``divergence_factor`` is put back to its
+    previous estimate and stepped again along its previous gradient with half the step
+    (for the rest of the run). This costs no extra evaluation, so the work per iteration
+    stays fixed; the last step is unchecked.
+    """
     shape = (batch.batch_size, *batch.object_shape)
     potential = torch.zeros(shape, dtype=torch.complex64, device=batch.device) if initial is None \
         else initial.to(batch.device, torch.complex64).clone()
@@ -179,9 +190,19 @@ def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | 
         light = illumination(batch, cache)
         floor = settings.illumination_floor * light.amax(dim=(-2, -1), keepdim=True)
         step = settings.step_size / (light + floor)
+    previous_loss = torch.full((batch.batch_size,), float("inf"), dtype=torch.float64, device=batch.device)
+    previous_potential, previous_gradient = potential, torch.zeros_like(potential)
     with deterministic(batch.device):
         for _ in tqdm(range(settings.iterations), desc="ROP", unit="it", disable=not progress, leave=False):
-            _, gradient = loss_and_gradient(potential, batch, cache)
+            loss, gradient = loss_and_gradient(potential, batch, cache)
+            # written so that a NaN or infinite loss also counts as divergence
+            worse = ~(loss <= settings.divergence_factor * previous_loss).view(-1, 1, 1)
+            if bool(worse.any()):
+                step = torch.where(worse, 0.5 * step, step)
+                potential = torch.where(worse, previous_potential, potential)
+                gradient = torch.where(worse, previous_gradient, gradient)
+                loss = torch.where(worse.view(-1), previous_loss, loss)
+            previous_loss, previous_potential, previous_gradient = loss, potential, gradient
             potential = potential - step * gradient
     return potential
 

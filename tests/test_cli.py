@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scan_server.cli import main
+from scan_server.io.canonical import read_recording
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "--preset", "small", "--scan-shape", "12", "12", "--count", "2", "--seed", "3",
+                 "--out", str(out)]) == 0
+    return out / "small_000003.h5"
+
+
+def test_simulate_writes_recordings_with_ground_truth(recording, capsys):
+    acquisition = read_recording(recording)
+    assert acquisition.frames.shape == (144, 64, 64)
+    assert acquisition.ground_truth is not None
+    assert acquisition.electrons_per_pattern == 2.1e5
+    total = np.asarray(acquisition.frames[:]).sum(axis=(1, 2))
+    assert total.mean() == pytest.approx(2.1e5, rel=0.02)  # counts conserve the dose
+    assert (recording.parent / "small_000004.h5").exists()
+    assert read_recording(recording).metadata["seed"] == 3
+
+
+def test_simulate_resumes_by_skipping_finished_recordings(recording, capsys):
+    assert main(["simulate", "--preset", "small", "--scan-shape", "12", "12", "--count", "1", "--seed", "3",
+                 "--out", str(recording.parent)]) == 0
+    assert "exists, skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("strategy", ["raster", "random", "halton"])
+def test_reconstruct_writes_npy_and_png_and_prints_the_time(recording, tmp_path, capsys, strategy):
+    out = tmp_path / f"rec_{strategy}"
+    assert main(["reconstruct", str(recording), "--positions", "40", "--strategy", strategy, "--iterations", "3",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "reconstructed 40 positions, 3 iterations in" in printed
+    assert "SSIM against the true phase" in printed
+    potential = np.load(out.with_suffix(".npy"))
+    assert np.iscomplexobj(potential) and np.isfinite(potential).all()
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", "--preset", "small", "--dose", "-5", "--out", "{tmp}"], "dose must be positive"),
+    (["simulate", "--preset", "huge", "--out", "{tmp}"], "unknown preset"),
+    (["reconstruct", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
+    (["reconstruct", "{bad}", "--out", "{tmp}/x"], "not a readable HDF5 file"),
+    (["reconstruct", "{rec}", "--positions", "100000", "--out", "{tmp}/x"], "number of positions"),
+    (["reconstruct", "{rec}", "--positions", "many", "--out", "{tmp}/x"], "'all' or a number"),
+    (["reconstruct", "{rec}", "--step-size", "-1", "--out", "{tmp}/x"], "step size must be positive"),
+])
+def test_bad_input_is_one_clear_line(argv, message, tmp_path, recording, capsys):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("garbage")
+    argv = [a.format(tmp=tmp_path, bad=bad, rec=recording) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "scan_server.cli", "reconstruct", str(tmp_path / "nope.h5"),
+                             "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
