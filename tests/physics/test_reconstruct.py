@@ -122,3 +122,16 @@ def test_step_guard_stops_divergence(small_geometry, small_scan, small_grid, ran
     unguarded_loss = float(loss_and_gradient(unguarded.to(torch.complex128), batch)[0])
     assert not unguarded_loss < start  # exploded (possibly to inf/NaN)
     assert float(loss_and_gradient(guarded.to(torch.complex128), batch)[0]) < 0.5 * start
+
+
+@pytest.mark.gpu
+def test_cuda_reconstruction_equals_cpu_and_is_deterministic(small_geometry, small_scan, small_grid,
+                                                             random_object, optics):
+    positions = small_scan.positions_angstrom()
+    frames = _measure(random_object, optics, small_grid, small_geometry, positions)
+    settings = RopSettings(iterations=4)
+    cpu = reconstruct(prepare_batch([frames], [positions], [optics], small_grid, small_geometry), settings)
+    cuda_batch = prepare_batch([frames], [positions], [optics], small_grid, small_geometry, torch.device("cuda"))
+    first, second = reconstruct(cuda_batch, settings), reconstruct(cuda_batch, settings)
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first.cpu(), cpu, rtol=1e-3, atol=1e-4)

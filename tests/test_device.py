@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+from scan_server.device import choose_device
+from scan_server.errors import ParameterError
+
+
+def test_auto_and_cpu():
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_bad_device_names_are_refused():
+    with pytest.raises(ParameterError, match="unknown device"):
+        choose_device("tpu-9000")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_an_error_not_a_fallback():
+    with pytest.raises(ParameterError, match="CUDA is not available"):
+        choose_device("cuda")
