@@ -6,7 +6,6 @@ PYTHON     ?= python3
 TORCH_SPEC ?= torch==2.13.0
 VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
-PY4DSTEM_SPEC ?= py4DSTEM==0.14.18
 DEMO_OUT   ?= demo_out
 
 .PHONY: all venv test test-fast demo bench-rop clean
@@ -38,7 +37,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]" "$(PY4DSTEM_SPEC)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]"
 	touch $@
 
 ## make bench-rop: our ROP against py4DSTEM SingleslicePtychography, same data, positions, iterations

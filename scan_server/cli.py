@@ -10,11 +10,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
 from .errors import ParameterError, ScanServerError
+
+if TYPE_CHECKING:
+    from .physics.simulate import SimulationSettings
 
 
 def _positive_int(text: str) -> int:
@@ -78,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_simulate(args: argparse.Namespace) -> None:
+def _simulation_settings(args: argparse.Namespace) -> SimulationSettings:
+    """The preset with the command line's overrides applied."""
+    from dataclasses import replace
+
     from .contracts import RasterScan, dose_to_electrons_per_pattern
-    from .device import choose_device
-    from .physics.simulate import preset, simulate_recording
+    from .physics.simulate import preset
     from .physics.specimen import SpecimenSettings
 
     overrides: dict[str, object] = {}
@@ -91,25 +97,29 @@ def run_simulate(args: argparse.Namespace) -> None:
         overrides["upsample"] = args.upsample
     if args.noise_free:
         overrides["poisson_noise"] = False
-    settings = preset(args.preset, **overrides)
     if args.electrons_per_pattern is not None and args.dose is not None:
         raise ParameterError("give either --electrons-per-pattern or --dose, not both")
     if args.electrons_per_pattern is not None:
-        settings = preset(args.preset, **overrides, electrons_per_pattern=args.electrons_per_pattern)
+        overrides["electrons_per_pattern"] = args.electrons_per_pattern
+    settings = preset(args.preset, **overrides)
     if args.dose is not None:
         scan = RasterScan(settings.scan_shape, settings.scan_step_angstrom)
-        fov = max(scan.extent_angstrom[0], settings.scan_step_angstrom) * max(scan.extent_angstrom[1],
-                                                                                settings.scan_step_angstrom)
-        electrons = dose_to_electrons_per_pattern(args.dose, scan.count, fov)
-        settings = preset(args.preset, **overrides, electrons_per_pattern=electrons)
+        extent = [max(e, settings.scan_step_angstrom) for e in scan.extent_angstrom]
+        settings = replace(settings, electrons_per_pattern=dose_to_electrons_per_pattern(
+            args.dose, scan.count, extent[0] * extent[1]))
     if args.structure or args.carbon_thickness:
-        from dataclasses import replace
-
-        specimen = SpecimenSettings(
+        settings = replace(settings, specimen=SpecimenSettings(
             structure_file=str(args.structure) if args.structure else None,
             carbon_thickness_angstrom=args.carbon_thickness or 0.0,
-            **({"vacancy_fraction_range": {}} if args.structure else {}))
-        settings = replace(settings, specimen=specimen)
+            **({"vacancy_fraction_range": {}} if args.structure else {})))
+    return settings
+
+
+def run_simulate(args: argparse.Namespace) -> None:
+    from .device import choose_device
+    from .physics.simulate import simulate_recording
+
+    settings = _simulation_settings(args)
     device = choose_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seed, args.seed + args.count):
@@ -119,8 +129,7 @@ def run_simulate(args: argparse.Namespace) -> None:
             continue
         started = time.perf_counter()
         simulate_recording(settings, seed, path, device=device)
-        print(f"{path}: {settings.scan_shape[0] * settings.scan_shape[1]} patterns in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(f"{path}: {settings.scan.count} patterns in {time.perf_counter() - started:.1f} s")
 
 
 def run_reconstruct(args: argparse.Namespace) -> None:

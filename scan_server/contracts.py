@@ -7,7 +7,6 @@ diffraction patterns stored as recorded, zero frequency at the centre.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -228,8 +227,3 @@ def dose_to_electrons_per_pattern(dose_e_per_angstrom2: float, n_positions: int,
         raise ParameterError(f"dose must be positive, got {dose_e_per_angstrom2} e⁻/Å²")
     return dose_e_per_angstrom2 * field_of_view_angstrom2 / n_positions
 
-
-def check_finite_positive(name: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ParameterError(f"{name} must be a positive number, got {value}")
-    return value

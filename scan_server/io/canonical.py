@@ -24,7 +24,9 @@ FORMAT_NAME = "scan-server-recording"
 FORMAT_VERSION = 1
 
 
-def _frame_dtype(max_counts: float | None, noise_free: bool) -> np.dtype:
+def frame_dtype(max_counts: float | None, noise_free: bool) -> np.dtype:
+    """Storage type for frames: float32 for expected (noise-free) counts, else the
+    smallest unsigned integer that holds ``max_counts``."""
     if noise_free:
         return np.dtype(np.float32)
     return np.dtype(np.uint16) if max_counts is not None and max_counts < 65535 else np.dtype(np.uint32)
@@ -68,6 +70,10 @@ class RecordingWriter:
     def write_frames(self, start: int, frames: np.ndarray) -> None:
         """Store frames [start, start + len(frames))."""
         self.frames[start:start + len(frames)] = frames.astype(self.frames.dtype, copy=False)
+
+    def set_attribute(self, name: str, value: float | int | str) -> None:
+        """A provenance attribute on the file's root (e.g. ``simulation_seconds``)."""
+        self._file.attrs[name] = value
 
     def write_ground_truth(self, truth: GroundTruth) -> None:
         group = self._file.create_group("ground_truth")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..contracts import GroundTruth, ObjectGrid, ProbeOptics, RasterScan, SamplingGeometry
 from ..errors import ParameterError
-from ..io.canonical import RecordingWriter, _frame_dtype
+from ..io.canonical import RecordingWriter, frame_dtype
 from ..units import interaction_constant_rad_per_volt_angstrom
 from .forward import WindowPlan, detector_intensity, forward_patterns, poisson_counts
 from .potential import projected_potential_volt_angstrom
@@ -111,7 +111,7 @@ def simulate_recording(settings: SimulationSettings, seed: int, path: str | Path
     transmission = torch.exp(1j * torch.as_tensor(phase, device=device)).to(torch.complex64)[None]
     probe = probe_real(optics, geometry, device).to(torch.complex64)
     unscattered_peak = float(detector_intensity(probe[None], geometry).max())
-    dtype = _frame_dtype(3 * unscattered_peak * settings.electrons_per_pattern, not settings.poisson_noise)
+    dtype = frame_dtype(3 * unscattered_peak * settings.electrons_per_pattern, not settings.poisson_noise)
     metadata = {"simulation": _settings_record(settings), "seed": seed, "specimen": description}
     with RecordingWriter(path, positions, optics, geometry.detector_px, geometry.detector_sampling_inv_angstrom,
                          dtype, scan=scan, electrons_per_pattern=settings.electrons_per_pattern,
@@ -128,7 +128,7 @@ def simulate_recording(settings: SimulationSettings, seed: int, path: str | Path
                 frames = intensity * settings.electrons_per_pattern
             writer.write_frames(start, frames.cpu().numpy())
         writer.write_ground_truth(GroundTruth(phase_rad=phase, grid=grid))
-        writer._file.attrs["simulation_seconds"] = time.perf_counter() - started
+        writer.set_attribute("simulation_seconds", time.perf_counter() - started)
     return Path(path)
 
 

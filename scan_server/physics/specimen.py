@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.build import mx2
+from ase.data import atomic_numbers
 
 from ..errors import ParameterError
 
@@ -105,8 +106,6 @@ def _remove_vacancies(numbers: np.ndarray, settings: SpecimenSettings,
                       rng: np.random.Generator) -> tuple[np.ndarray, dict[str, int]]:
     keep = np.ones(len(numbers), dtype=bool)
     removed: dict[str, int] = {}
-    from ase.data import atomic_numbers
-
     for element, (low, high) in settings.vacancy_fraction_range.items():
         candidates = np.flatnonzero(numbers == atomic_numbers[element])
         count = int(round(rng.uniform(low, high) * len(candidates)))
