@@ -18,6 +18,8 @@ from . import __version__
 from .errors import ParameterError, ScanServerError
 
 if TYPE_CHECKING:
+    from .contracts import Acquisition
+    from .io.metadata import MetadataOverrides
     from .physics.simulate import SimulationSettings
 
 
@@ -26,6 +28,51 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
     return value
+
+
+def add_metadata_options(parser: argparse.ArgumentParser) -> None:
+    """Options that supply what a recording lacks (also accepted in a sidecar JSON file)."""
+    group = parser.add_argument_group("metadata the file may lack (or put them in NAME.metadata.json)")
+    group.add_argument("--scan-shape", type=_positive_int, nargs=2, metavar=("NY", "NX"))
+    group.add_argument("--scan-step-angstrom", type=float, metavar="STEP")
+    group.add_argument("--energy-ev", type=float, metavar="E")
+    group.add_argument("--semiangle-mrad", type=float, metavar="ALPHA")
+    group.add_argument("--c10-angstrom", type=float, metavar="C10", help="C10 = −defocus")
+    group.add_argument("--c30-angstrom", type=float, metavar="CS")
+    group.add_argument("--detector-sampling", nargs=2, metavar=("VALUE", "UNIT"),
+                       help="one detector pixel, in 1/nm, 1/A, mrad or rad")
+    group.add_argument("--electrons-per-pattern", type=float, metavar="N")
+    group.add_argument("--metadata", type=Path, metavar="FILE", help="sidecar JSON with the same names")
+
+
+def metadata_overrides(args: argparse.Namespace) -> MetadataOverrides:
+    from .io.metadata import DetectorSampling, MetadataOverrides
+
+    sampling = None
+    if args.detector_sampling:
+        try:
+            sampling = DetectorSampling(float(args.detector_sampling[0]), args.detector_sampling[1])
+        except ValueError:
+            raise ParameterError(f"--detector-sampling takes a number and a unit, got "
+                                 f"{' '.join(args.detector_sampling)}") from None
+    return MetadataOverrides(
+        scan_shape=tuple(args.scan_shape) if args.scan_shape else None, scan_step_angstrom=args.scan_step_angstrom,
+        energy_ev=args.energy_ev, semiangle_mrad=args.semiangle_mrad, c10_angstrom=args.c10_angstrom,
+        c30_angstrom=args.c30_angstrom, detector_sampling=sampling, electrons_per_pattern=args.electrons_per_pattern)
+
+
+def open_from_args(args: argparse.Namespace) -> Acquisition:
+    from .io.open import open_recording
+
+    return open_recording(args.recording, metadata_overrides(args), args.metadata)
+
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("inspect", help="show what a recording holds and what is missing",
+                            description="Read a recording (canonical, Nion Swift .h5/.ndata, Dectris master, EMD) "
+                                        "and print its shape and metadata with units, and what is missing.")
+    p.add_argument("recording", type=Path)
+    add_metadata_options(p)
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:
@@ -44,6 +91,8 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--upsample", type=_positive_int, help="far-field upsampling factor, binned to the detector")
     p.add_argument("--structure", type=Path, help="structure file (any format ASE reads) instead of MoS2")
     p.add_argument("--carbon-thickness", type=float, metavar="ANGSTROM", help="amorphous carbon film")
+    p.add_argument("--format", default="canonical", choices=("canonical", "nion", "dectris"),
+                   help="file format (the ground truth is kept in the canonical format only)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
 
 
@@ -62,6 +111,7 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, required=True, help="output path; writes OUT.npy and OUT.png")
+    add_metadata_options(p)
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -76,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scan-server", description="Adaptive scanning for electron ptychography.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_inspect(commands)
     _add_simulate(commands)
     _add_reconstruct(commands)
     _add_demo(commands)
@@ -123,13 +174,44 @@ def run_simulate(args: argparse.Namespace) -> None:
     device = choose_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seed, args.seed + args.count):
-        path = args.out / f"{args.preset}_{seed:06d}.h5"
-        if path.exists():
-            print(f"{path}: exists, skipped")
+        canonical = args.out / f"{args.preset}_{seed:06d}.h5"
+        target = _exported_path(canonical, args.format, settings.scan.count * settings.detector_px**2 * 4)
+        if target.exists():
+            print(f"{target}: exists, skipped")
             continue
         started = time.perf_counter()
-        simulate_recording(settings, seed, path, device=device)
-        print(f"{path}: {settings.scan.count} patterns in {time.perf_counter() - started:.1f} s")
+        if args.format == "canonical":
+            simulate_recording(settings, seed, target, device=device)
+        else:
+            staging = args.out / f".{canonical.stem}.staging.h5"
+            simulate_recording(settings, seed, staging, device=device)
+            _export(staging, target, args.format)
+            staging.unlink()
+        print(f"{target}: {settings.scan.count} patterns in {time.perf_counter() - started:.1f} s")
+
+
+def _exported_path(canonical: Path, file_format: str, size_bytes: int) -> Path:
+    """Where a recording goes in each format (Nion Swift: .ndata below 16 MiB, as Swift does)."""
+    from .io.nion import LARGE_ITEM_BYTES
+
+    if file_format == "dectris":
+        return canonical.with_name(canonical.stem + "_master.h5")
+    if file_format == "nion" and size_bytes <= LARGE_ITEM_BYTES:
+        return canonical.with_suffix(".ndata")
+    return canonical
+
+
+def _export(canonical: Path, target: Path, file_format: str) -> None:
+    """Re-write a canonical recording as Nion Swift or Dectris files."""
+    from .io.canonical import read_recording
+    from .io.dectris import write_dectris
+    from .io.nion import write_nion
+
+    acquisition = read_recording(canonical)
+    try:
+        (write_dectris if file_format == "dectris" else write_nion)(target, acquisition)
+    finally:
+        acquisition.frames.file.close()
 
 
 def run_reconstruct(args: argparse.Namespace) -> None:
@@ -137,11 +219,10 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     from .evaluation.baselines import select_positions
     from .evaluation.figures import Panel, save_phase
     from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
-    from .io.canonical import read_recording
     from .physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition, \
         reconstruction_geometry
 
-    acquisition = read_recording(args.recording)
+    acquisition = open_from_args(args)
     if args.positions == "all":
         indices = np.arange(acquisition.count)
     else:
@@ -149,7 +230,8 @@ def run_reconstruct(args: argparse.Namespace) -> None:
             count = int(args.positions)
         except ValueError:
             raise ParameterError(f"--positions must be 'all' or a number, got {args.positions!r}") from None
-        indices = select_positions(args.strategy, count, acquisition.positions_angstrom, args.seed)
+        indices = select_positions(args.strategy, count, acquisition.positions_angstrom, args.seed,
+                                   acquisition.scan.shape if acquisition.scan else None)
     iterations = args.iterations if args.iterations is not None else (
         GROUND_TRUTH_ITERATIONS if args.converged else RopSettings.iterations)
     settings = RopSettings(iterations=iterations, **({"step_size": args.step_size} if args.step_size else {}))
@@ -176,7 +258,11 @@ def run_reconstruct(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "simulate":
+        if args.command == "inspect":
+            from .inspect import run_inspect
+
+            run_inspect(args)
+        elif args.command == "simulate":
             run_simulate(args)
         elif args.command == "reconstruct":
             run_reconstruct(args)

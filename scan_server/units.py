@@ -54,3 +54,46 @@ def mrad_to_inv_angstrom(angle_mrad: float, energy_ev: float) -> float:
 def inv_angstrom_to_mrad(k_inv_angstrom: float, energy_ev: float) -> float:
     """Spatial frequency (Å⁻¹) → scattering angle α = k λ (mrad), small-angle form."""
     return k_inv_angstrom * electron_wavelength_angstrom(energy_ev) * 1e3
+
+
+def energy_ev_from_wavelength_angstrom(wavelength_angstrom: float) -> float:
+    """Beam energy (eV) of electrons of relativistic wavelength λ (Å): E = √((hc/λ)² + (m0c²)²) − m0c²."""
+    if not wavelength_angstrom > 0:
+        raise ParameterError(f"wavelength must be positive, got {wavelength_angstrom} Å")
+    m0c2_ev = _c.m_e * _c.c**2 / _c.e
+    pc_ev = _c.h * _c.c / (wavelength_angstrom * 1e-10) / _c.e
+    return math.sqrt(pc_ev**2 + m0c2_ev**2) - m0c2_ev
+
+
+#: Units accepted for a detector pixel's reciprocal size, and their names in files.
+RECIPROCAL_UNITS = {
+    "1/nm": "1/nm", "nm^-1": "1/nm", "1/a": "1/A", "a^-1": "1/A", "1/å": "1/A", "å^-1": "1/A", "å⁻¹": "1/A",
+    "1/angstrom": "1/A", "mrad": "mrad", "rad": "rad",
+}
+
+
+def detector_sampling_inv_angstrom(value: float, unit: str, energy_ev: float | None) -> float:
+    """One detector pixel's size in Å⁻¹ from a value in 1/nm, Å⁻¹ (``1/A``), mrad or rad.
+    Angles need the beam energy (k = α/λ)."""
+    canonical = RECIPROCAL_UNITS.get(unit.strip().lower())
+    if canonical is None:
+        raise ParameterError(f"unknown detector sampling unit {unit!r}: use 1/nm, 1/A, mrad or rad")
+    if not value > 0:
+        raise ParameterError(f"detector sampling must be positive, got {value} {unit}")
+    if canonical == "1/nm":
+        return value / 10.0
+    if canonical == "1/A":
+        return value
+    if energy_ev is None:
+        raise ParameterError(f"a detector sampling in {unit} needs the beam energy (--energy-ev)")
+    radians = value * 1e-3 if canonical == "mrad" else value
+    return radians / electron_wavelength_angstrom(energy_ev)
+
+
+def length_to_angstrom(value: float, unit: str) -> float:
+    """A length in nm, Å (``A``), pm or m → Å."""
+    factors = {"nm": 10.0, "a": 1.0, "å": 1.0, "angstrom": 1.0, "pm": 0.01, "m": 1e10, "um": 1e4, "µm": 1e4}
+    factor = factors.get(unit.strip().lower())
+    if factor is None:
+        raise ParameterError(f"unknown length unit {unit!r}: use nm, A, pm or m")
+    return value * factor

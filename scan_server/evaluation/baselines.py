@@ -1,21 +1,43 @@
-"""Non-adaptive scans of N positions over a recording's field of view.
+"""Scan strategies behind one interface; the non-adaptive baselines live here.
 
-Each strategy proposes positions in normalised [0, 1]² coordinates of the field of
-view; ``snap_to_recorded`` turns them into distinct recorded patterns (the nearest one
-not used yet), so that a subset of a recording stands for an experiment of that dose.
+A ``ScanStrategy`` proposes the next sub-sequence of positions in normalised [0, 1]²
+coordinates of the field of view, given what has been acquired so far (a
+``ScanState``). The baselines ignore the state; the learned policy uses it. The same
+interface serves a live microscope (continuous positions) and a recording (through the
+``VirtualMicroscope``, which snaps to the nearest unused recorded pattern).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
 from ..errors import ParameterError
+from ..microscope import VirtualMicroscope
 
-STRATEGIES = ("raster", "random", "halton")
+STRATEGIES = ("raster", "random", "halton", "full")
+
+
+@dataclass(frozen=True)
+class ScanState:
+    """What a strategy may look at: the positions acquired so far (P, 2) in [0, 1]², the
+    current reconstruction (H, W) complex or ``None``, and the step number."""
+
+    positions_unit: np.ndarray
+    reconstruction: np.ndarray | None
+    step: int
+
+
+class ScanStrategy(Protocol):
+    name: str
+
+    def next_positions(self, state: ScanState, count: int) -> np.ndarray:
+        """The next ``count`` positions, (count, 2) (y, x) in [0, 1]²."""
+        ...
 
 
 def sparse_raster_unit(n: int) -> np.ndarray:
@@ -24,51 +46,113 @@ def sparse_raster_unit(n: int) -> np.ndarray:
     rows = max(1, int(round(math.sqrt(n))))
     counts = np.full(rows, n // rows)
     counts[: n % rows] += 1
-    points = []
-    for r, count in enumerate(counts):
-        y = (r + 0.5) / rows
-        points += [(y, (c + 0.5) / count) for c in range(count)]
+    points = [((r + 0.5) / rows, (c + 0.5) / count) for r, count in enumerate(counts) for c in range(count)]
     return np.asarray(points, dtype=np.float64)
 
 
-def halton_unit(n: int, seed: int) -> np.ndarray:
-    """n points of a scrambled 2-D Halton sequence (scipy.stats.qmc), (n, 2) (y, x)."""
-    return qmc.Halton(d=2, scramble=True, seed=seed).random(n)
+def halton_unit(n: int, seed: int, skip: int = 0) -> np.ndarray:
+    """Points skip … skip+n−1 of a scrambled 2-D Halton sequence (scipy.stats.qmc)."""
+    sampler = qmc.Halton(d=2, scramble=True, seed=seed)
+    if skip:
+        sampler.fast_forward(skip)
+    return sampler.random(n)
 
 
-def snap_to_recorded(unit_points: np.ndarray, recorded_angstrom: np.ndarray) -> np.ndarray:
-    """Indices of distinct recorded positions nearest to each requested point (greedy, in
-    order): a point whose nearest pattern is taken gets the nearest free one."""
-    recorded = np.asarray(recorded_angstrom, dtype=np.float64)
-    low, span = recorded.min(axis=0), np.ptp(recorded, axis=0)
-    targets = low + np.asarray(unit_points) * span
-    if len(targets) > len(recorded):
-        raise ParameterError(f"asked for {len(targets)} positions but the recording has {len(recorded)}")
-    tree = cKDTree(recorded)
-    used = np.zeros(len(recorded), dtype=bool)
-    chosen = np.empty(len(targets), dtype=np.int64)
-    for i, target in enumerate(targets):
-        k = 8
-        while True:
-            _, neighbours = tree.query(target, k=min(k, len(recorded)))
-            free = [j for j in np.atleast_1d(neighbours) if not used[j]]
-            if free:
-                break
-            k *= 4
-        chosen[i] = free[0]
-        used[free[0]] = True
-    return chosen
+class _PlannedStrategy:
+    """A strategy whose whole plan of ``total`` positions is fixed in advance."""
+
+    name = "planned"
+
+    def __init__(self, plan: np.ndarray) -> None:
+        self.plan = plan
+
+    def next_positions(self, state: ScanState, count: int) -> np.ndarray:
+        start = len(state.positions_unit)
+        if start + count > len(self.plan):
+            raise ParameterError(f"{self.name}: the plan has {len(self.plan)} positions, asked for "
+                                 f"{start + count}")
+        return self.plan[start:start + count]
 
 
-def select_positions(strategy: str, n: int, recorded_angstrom: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Indices of n distinct recorded patterns chosen by a baseline strategy."""
+class RandomScan(_PlannedStrategy):
+    """Uniformly random positions (without replacement once snapped to a recording)."""
+
+    name = "random"
+
+    def __init__(self, total: int, seed: int = 0) -> None:
+        super().__init__(np.random.default_rng(seed).random((total, 2)))
+
+
+class HaltonScan:
+    """The scrambled Halton sequence, continued step after step (the paper's first sub-sequence)."""
+
+    name = "halton"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def next_positions(self, state: ScanState, count: int) -> np.ndarray:
+        return halton_unit(count, self.seed, skip=len(state.positions_unit))
+
+
+class SparseRasterScan(_PlannedStrategy):
+    """The most uniform grid of ``total`` positions, acquired row by row."""
+
+    name = "raster"
+
+    def __init__(self, total: int) -> None:
+        super().__init__(sparse_raster_unit(total))
+
+
+class FullRasterScan(_PlannedStrategy):
+    """Every position of an ny × nx raster."""
+
+    name = "full"
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        ny, nx = shape
+        y = np.linspace(0, 1, ny) if ny > 1 else np.zeros(1)
+        x = np.linspace(0, 1, nx) if nx > 1 else np.zeros(1)
+        yy, xx = np.meshgrid(y, x, indexing="ij")
+        super().__init__(np.stack([yy.ravel(), xx.ravel()], axis=1))
+
+
+def make_strategy(name: str, total: int, seed: int = 0, scan_shape: tuple[int, int] | None = None) -> ScanStrategy:
+    if name == "random":
+        return RandomScan(total, seed)
+    if name == "halton":
+        return HaltonScan(seed)
+    if name == "raster":
+        return SparseRasterScan(total)
+    if name == "full":
+        if scan_shape is None:
+            raise ParameterError("a full raster needs the scan shape")
+        return FullRasterScan(scan_shape)
+    raise ParameterError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+
+
+def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
+                 per_step: int = 50) -> np.ndarray:
+    """Acquire ``total`` positions in sub-sequences of ``per_step`` (no reconstruction:
+    for baselines); returns the recording indices used, in acquisition order."""
+    indices: list[np.ndarray] = []
+    acquired = np.empty((0, 2))
+    step = 0
+    while len(acquired) < total:
+        count = min(per_step, total - len(acquired))
+        proposal = strategy.next_positions(ScanState(acquired, None, step), count)
+        chosen = microscope.nearest_unused(microscope.to_angstrom(proposal))
+        indices.append(chosen)
+        acquired = np.concatenate([acquired, microscope.to_unit(microscope.recorded[chosen])])
+        step += 1
+    return np.concatenate(indices)
+
+
+def select_positions(strategy: str, n: int, recorded_angstrom: np.ndarray, seed: int = 0,
+                     scan_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Indices of n distinct recorded positions chosen by a baseline strategy."""
     total = len(recorded_angstrom)
     if not 0 < n <= total:
         raise ParameterError(f"the number of positions must be in 1…{total}, got {n}")
-    if strategy == "random":
-        return np.random.default_rng(seed).choice(total, size=n, replace=False)
-    if strategy == "halton":
-        return snap_to_recorded(halton_unit(n, seed), recorded_angstrom)
-    if strategy == "raster":
-        return snap_to_recorded(sparse_raster_unit(n), recorded_angstrom)
-    raise ParameterError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    microscope = VirtualMicroscope(recorded_angstrom)
+    return run_strategy(make_strategy(strategy, n, seed, scan_shape), microscope, n)

@@ -1,0 +1,84 @@
+"""``scan-server inspect RECORDING``: what was read, with units, and what is missing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, MetadataOverrides, missing_quantities, \
+    sidecar_path
+from .io.open import find_metadata, load_overrides
+from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
+
+
+def _row(name: str, value: object) -> None:
+    print(f"  {name:<28}{value}")
+
+
+def run_inspect(args: argparse.Namespace) -> None:
+    from .cli import metadata_overrides
+    from .io.canonical import read_recording
+    from .io.open import open_recording
+
+    path: Path = args.recording
+    found = find_metadata(path)
+    size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name.replace("_master.h5", "_*.h5"))) / 1e6 \
+        if path.name.endswith("_master.h5") else path.stat().st_size / 1e6
+    print(f"{path}  ({size_mb:.1f} MB on disk)")
+    if found is None:
+        _describe_complete(read_recording(path), "canonical (scan-server-recording v1)")
+        return
+    given = load_overrides(path, metadata_overrides(args), args.metadata)
+    for note in found.notes:
+        print(f"  note: {note}")
+    missing = missing_quantities(found, given)
+    if missing:
+        _row("format", found.format)
+        _describe_partial(found, given)
+        print("\nmissing (the recording cannot be used until these are supplied):")
+        for name in missing:
+            print(f"  {DESCRIPTION[name]:<24}{HOW_TO_SUPPLY[name]}")
+        print(f"  (or write them into {sidecar_path(path).name} beside the recording: JSON with the same names, "
+              'e.g. {"scan_shape": [100, 100], "detector_sampling": [0.4759, "1/nm"]})')
+        return
+    _describe_complete(open_recording(path, metadata_overrides(args), args.metadata), found.format)
+
+
+def _describe_partial(found: FoundMetadata, given: MetadataOverrides) -> None:
+    _row("frames", f"{found.frames.shape} {found.frames.dtype}")
+    for name in ("scan_shape", "scan_step_angstrom", "energy_ev", "semiangle_mrad", "c10_angstrom",
+                 "detector_sampling", "electrons_per_pattern"):
+        in_file, supplied = getattr(found, name), getattr(given, name)
+        value = in_file if in_file is not None else supplied
+        origin = "file" if in_file is not None else ("supplied" if supplied is not None else "")
+        _row(name, f"{value}  ({origin})" if origin else "—")
+
+
+def _describe_complete(acquisition, file_format: str) -> None:  # type: ignore[no-untyped-def]
+    optics = acquisition.optics
+    print(f"  {'format':<28}{file_format}")
+    _row("frames", f"{acquisition.frames.shape} {acquisition.frames.dtype} (N, k_y, k_x)")
+    if acquisition.scan:
+        _row("scan", f"{acquisition.scan.shape[0]} × {acquisition.scan.shape[1]} positions, "
+                     f"step {acquisition.scan.step_angstrom:.4g} Å")
+    extent = np.ptp(acquisition.positions_angstrom, axis=0)
+    _row("field of view", f"{extent[0]:.2f} × {extent[1]:.2f} Å")
+    _row("beam energy", f"{optics.energy_ev / 1e3:.4g} keV (λ = {electron_wavelength_angstrom(optics.energy_ev):.5f} Å)")
+    _row("convergence semi-angle", f"{optics.semiangle_mrad:.4g} mrad")
+    _row("defocus", f"C10 = {optics.c10_angstrom:.4g} Å, Cs = {optics.c30_angstrom:.4g} Å")
+    dk = acquisition.detector_sampling_inv_angstrom
+    _row("detector sampling", f"{dk:.5g} Å⁻¹ per pixel = {inv_angstrom_to_mrad(dk, optics.energy_ev):.4g} mrad")
+    half = acquisition.detector_px / 2 * dk
+    _row("detector reaches", f"{half:.3g} Å⁻¹ = {inv_angstrom_to_mrad(half, optics.energy_ev):.4g} mrad "
+                             f"({half / (optics.semiangle_mrad * 1e-3 / electron_wavelength_angstrom(optics.energy_ev)):.2f}"
+                             " × the aperture)")
+    _row("real-space pixel", f"{1 / (acquisition.detector_px * dk):.4g} Å (1/(M Δk))")
+    if acquisition.electrons_per_pattern:
+        _row("dose", f"{acquisition.electrons_per_pattern:.3g} e⁻/pattern, "
+                     f"{acquisition.dose_e_per_angstrom2():.3g} e⁻/Å² for all {acquisition.count} positions")
+    else:
+        _row("dose", "unknown (--electrons-per-pattern N to state it)")
+    _row("ground truth", "yes" if acquisition.ground_truth is not None else "no")
+    print("\nnothing missing: ready to reconstruct or replay")

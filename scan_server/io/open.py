@@ -1,0 +1,76 @@
+"""Open any supported recording as an ``Acquisition``: the format is recognised from the
+file itself, missing metadata comes from the user (see ``metadata.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4 filters with h5py)
+
+from ..contracts import Acquisition
+from ..errors import RecordingError
+from .canonical import FORMAT_NAME, read_recording
+from .dectris import is_dectris, read_dectris
+from .emd import is_emd, read_emd
+from .metadata import FoundMetadata, MetadataOverrides, complete, read_sidecar, sidecar_path
+from .nion import is_nion_h5, read_ndata, read_nion_h5
+
+FORMATS = ("canonical", "nion", "dectris", "emd")
+
+
+def find_metadata(path: Path) -> FoundMetadata | None:
+    """What the file itself says; ``None`` for the canonical format (already complete)."""
+    if not path.is_file():
+        raise RecordingError(f"{path}: no such file")
+    if path.suffix == ".ndata":
+        return read_ndata(path)
+    try:
+        file = h5py.File(path, "r")
+    except OSError as exc:
+        raise RecordingError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    if file.attrs.get("format") == FORMAT_NAME:
+        file.close()
+        return None
+    for recognise, read in ((is_dectris, read_dectris), (is_nion_h5, read_nion_h5), (is_emd, read_emd)):
+        if recognise(file):
+            return read(path, file)
+    file.close()
+    raise RecordingError(f"{path}: not a recording this program knows (canonical, Nion Swift, Dectris master "
+                         "or EMD 1.0 file)")
+
+
+def load_overrides(path: Path, given: MetadataOverrides | None = None, metadata_file: Path | None = None
+                   ) -> MetadataOverrides:
+    """The user's values: command-line ``given`` over the sidecar (explicit or beside the file)."""
+    sidecar = metadata_file or sidecar_path(path)
+    base = read_sidecar(sidecar) if metadata_file is not None or sidecar.is_file() else MetadataOverrides()
+    return (given or MetadataOverrides()).merged_over(base)
+
+
+def open_recording(path: str | Path, given: MetadataOverrides | None = None,
+                   metadata_file: Path | None = None) -> Acquisition:
+    """Any supported recording → ``Acquisition`` (frames stay on disk)."""
+    path = Path(path)
+    found = find_metadata(path)
+    if found is None:
+        if given is not None and given != MetadataOverrides():
+            return _check_canonical(read_recording(path), given, path)
+        return read_recording(path)
+    return complete(found, load_overrides(path, given, metadata_file), str(path))
+
+
+def _check_canonical(acquisition: Acquisition, given: MetadataOverrides, path: Path) -> Acquisition:
+    """A canonical file is complete; options may only repeat what it says."""
+    from .metadata import DetectorSampling
+
+    found = FoundMetadata(
+        format="canonical", frames=acquisition.frames, positions_angstrom=acquisition.positions_angstrom,
+        scan_shape=acquisition.scan.shape if acquisition.scan else None,
+        scan_step_angstrom=acquisition.scan.step_angstrom if acquisition.scan else None,
+        energy_ev=acquisition.optics.energy_ev, semiangle_mrad=acquisition.optics.semiangle_mrad,
+        c10_angstrom=acquisition.optics.c10_angstrom, c30_angstrom=acquisition.optics.c30_angstrom,
+        detector_sampling=DetectorSampling(acquisition.detector_sampling_inv_angstrom, "1/A"),
+        electrons_per_pattern=acquisition.electrons_per_pattern)
+    complete(found, given, str(path))  # raises on a contradiction
+    return acquisition
