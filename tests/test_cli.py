@@ -71,3 +71,33 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+def test_inspect_lists_what_is_missing_and_how_to_supply_it(tmp_path, capsys):
+    data = __import__("pathlib").Path(__file__).parent / "data"
+    assert main(["inspect", str(data / "mos2_abtem_20x20_master.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "missing" in out and "--scan-shape NY NX" in out and "--semiangle-mrad" in out
+    assert main(["inspect", str(data / "mos2_abtem_20x20_master.h5"), "--scan-shape", "20", "20",
+                 "--scan-step-angstrom", "0.2", "--semiangle-mrad", "33", "--c10-angstrom", "-6.56",
+                 "--detector-sampling", "0.4759", "1/nm"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing missing" in out and "33 mrad" in out and "0.04759 Å⁻¹" in out
+
+
+@pytest.mark.parametrize("file_format, name", [("nion", "small_000001.ndata"), ("dectris", "small_000001_master.h5")])
+def test_simulate_in_other_formats_then_inspect_and_reconstruct(tmp_path, capsys, file_format, name):
+    assert main(["simulate", "--preset", "small", "--scan-shape", "10", "10", "--seed", "1", "--format", file_format,
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / name).exists()
+    assert not list(tmp_path.glob(".*staging*"))
+    assert main(["inspect", str(tmp_path / name)]) == 0
+    assert "nothing missing" in capsys.readouterr().out
+    assert main(["reconstruct", str(tmp_path / name), "--positions", "30", "--out", str(tmp_path / "r")]) == 0
+    assert "reconstructed 30 positions" in capsys.readouterr().out
+
+
+def test_contradicting_the_file_is_an_error(tmp_path, capsys):
+    data = __import__("pathlib").Path(__file__).parent / "data"
+    assert main(["inspect", str(data / "mos2_abtem_20x20.h5"), "--semiangle-mrad", "25"]) == 2
+    assert "the file gives convergence semi-angle = 33.0, but 25.0 was supplied" in capsys.readouterr().err

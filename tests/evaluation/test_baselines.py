@@ -36,3 +36,23 @@ def test_bad_requests_are_refused():
         select_positions("random", 0, RECORDED)
     with pytest.raises(ParameterError, match="unknown strategy"):
         select_positions("spiral", 10, RECORDED)
+
+
+def test_strategies_serve_sub_sequences_through_one_interface():
+    from scan_server.evaluation.baselines import ScanState, make_strategy
+
+    halton = make_strategy("halton", 250, seed=4)
+    first = halton.next_positions(ScanState(np.empty((0, 2)), None, 0), 50)
+    second = halton.next_positions(ScanState(first, None, 1), 50)
+    np.testing.assert_allclose(np.concatenate([first, second]), halton_unit(100, 4))
+    full = make_strategy("full", 12, scan_shape=(3, 4))
+    points = full.next_positions(ScanState(np.empty((0, 2)), None, 0), 12)
+    assert points.min() == 0 and points.max() == 1 and len(np.unique(points, axis=0)) == 12
+    for name in ("random", "raster"):
+        proposal = make_strategy(name, 60, seed=1).next_positions(ScanState(np.empty((0, 2)), None, 0), 50)
+        assert proposal.shape == (50, 2) and proposal.min() >= 0 and proposal.max() <= 1
+
+
+def test_full_raster_selects_every_recorded_position():
+    indices = select_positions("full", len(RECORDED), RECORDED, scan_shape=(100, 100))
+    assert sorted(indices) == list(range(len(RECORDED)))
