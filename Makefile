@@ -8,7 +8,7 @@ VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 
-.PHONY: all venv test test-fast demo bench-rop clean
+.PHONY: all venv test test-fast demo bench-rop bench-replay clean
 
 all: test
 
@@ -43,6 +43,10 @@ $(BENCH_VENV)/.installed: pyproject.toml
 ## make bench-rop: our ROP against py4DSTEM SingleslicePtychography, same data, positions, iterations
 bench-rop: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bench_rop.py
+
+## make bench-replay: peak memory and frames/s replaying a 1.3 GB Dectris recording (written to a temp folder)
+bench-replay: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_replay.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache

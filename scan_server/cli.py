@@ -211,7 +211,7 @@ def _export(canonical: Path, target: Path, file_format: str) -> None:
     try:
         (write_dectris if file_format == "dectris" else write_nion)(target, acquisition)
     finally:
-        acquisition.frames.file.close()
+        acquisition.frames.close()
 
 
 def run_reconstruct(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..contracts import Acquisition, GroundTruth, ObjectGrid, ProbeOptics, RasterScan
 from ..errors import RecordingError
+from .frames import StackedFrames
 
 FORMAT_NAME = "scan-server-recording"
 FORMAT_VERSION = 1
@@ -105,7 +106,7 @@ def _require(group: h5py.Group, name: str, path: Path) -> Any:
 
 
 def read_recording(path: str | Path) -> Acquisition:
-    """Open a canonical recording; ``frames`` stays on disk (an h5py data set)."""
+    """Open a canonical recording; ``frames`` stays on disk (a lazy view of the h5py data set)."""
     path = Path(path)
     if not path.is_file():
         raise RecordingError(f"{path}: no such file")
@@ -148,7 +149,7 @@ def read_recording(path: str | Path) -> Acquisition:
         grid = ObjectGrid(shape_px=phase.shape, pixel_size_angstrom=float(group.attrs["pixel_size_angstrom"]),
                           origin_angstrom=tuple(float(v) for v in group.attrs["origin_angstrom"]))  # type: ignore[arg-type]
         truth = GroundTruth(phase_rad=phase, grid=grid)
-    return Acquisition(frames=frames, positions_angstrom=positions, optics=optics,
+    return Acquisition(frames=StackedFrames([frames]), positions_angstrom=positions, optics=optics,
                        detector_px=int(attrs["detector_px"]),
                        detector_sampling_inv_angstrom=float(attrs["detector_sampling_inv_angstrom"]),
                        scan=scan, electrons_per_pattern=None if np.isnan(electrons) else electrons,

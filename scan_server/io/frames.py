@@ -42,15 +42,17 @@ class FrameView:
 
 
 def _read_sorted(dataset: Any, indices: np.ndarray) -> np.ndarray:
-    """dataset[indices] for any order and repeats (h5py wants increasing, unique indices)."""
+    """dataset[indices] for any order and repeats. Each run of consecutive frames is read
+    as one slice: h5py's own fancy indexing (a point selection) is ~100× slower."""
     unique, inverse = np.unique(indices, return_inverse=True)
-    if unique.size == 0:
-        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
-    if unique.size == unique[-1] - unique[0] + 1:
-        block = dataset[int(unique[0]):int(unique[-1]) + 1]
-    else:
-        block = dataset[unique]
-    return np.asarray(block)[inverse]
+    out = np.empty((unique.size, *dataset.shape[1:]), dtype=dataset.dtype)
+    breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+    start = 0
+    for run in np.split(unique, breaks):
+        if run.size:
+            out[start:start + run.size] = dataset[int(run[0]):int(run[-1]) + 1]
+            start += run.size
+    return out[inverse]
 
 
 class StackedFrames(FrameView):
@@ -65,6 +67,13 @@ class StackedFrames(FrameView):
         self.shape = (int(self.starts[-1]), *parts[0].shape[1:])  # type: ignore[assignment]
         self.dtype = np.dtype(parts[0].dtype)
         self.bad_pixels = bad_pixels if bad_pixels is not None and bad_pixels.any() else None
+
+    def close(self) -> None:
+        """Close the HDF5 files behind the parts (views of in-memory arrays ignore this)."""
+        for part in self.parts:
+            file = getattr(part, "file", None)
+            if file is not None and file.id.valid:
+                file.close()
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         out = np.empty((indices.size, *self.shape[1:]), dtype=self.dtype)
