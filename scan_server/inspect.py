@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contracts import Acquisition
 from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, MetadataOverrides, missing_quantities, \
     sidecar_path
 from .io.open import find_metadata, load_overrides
@@ -56,7 +57,7 @@ def _describe_partial(found: FoundMetadata, given: MetadataOverrides) -> None:
         _row(name, f"{value}  ({origin})" if origin else "—")
 
 
-def _describe_complete(acquisition, file_format: str) -> None:  # type: ignore[no-untyped-def]
+def _describe_complete(acquisition: Acquisition, file_format: str) -> None:
     optics = acquisition.optics
     print(f"  {'format':<28}{file_format}")
     _row("frames", f"{acquisition.frames.shape} {acquisition.frames.dtype} (N, k_y, k_x)")

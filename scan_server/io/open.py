@@ -13,7 +13,7 @@ from ..errors import RecordingError
 from .canonical import FORMAT_NAME, read_recording
 from .dectris import is_dectris, read_dectris
 from .emd import is_emd, read_emd
-from .metadata import FoundMetadata, MetadataOverrides, complete, read_sidecar, sidecar_path
+from .metadata import DetectorSampling, FoundMetadata, MetadataOverrides, complete, read_sidecar, sidecar_path
 from .nion import is_nion_h5, read_ndata, read_nion_h5
 
 FORMATS = ("canonical", "nion", "dectris", "emd")
@@ -62,8 +62,6 @@ def open_recording(path: str | Path, given: MetadataOverrides | None = None,
 
 def _check_canonical(acquisition: Acquisition, given: MetadataOverrides, path: Path) -> Acquisition:
     """A canonical file is complete; options may only repeat what it says."""
-    from .metadata import DetectorSampling
-
     found = FoundMetadata(
         format="canonical", frames=acquisition.frames, positions_angstrom=acquisition.positions_angstrom,
         scan_shape=acquisition.scan.shape if acquisition.scan else None,
