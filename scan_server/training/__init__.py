@@ -1,0 +1,1 @@
+"""Training the policy: environment (recordings as microscopes), rewards, the three stages."""
