@@ -1,0 +1,1 @@
+"""The learned policy: convolutional autoencoder (encoder), GRU policy, checkpoints."""

@@ -1,0 +1,66 @@
+"""The GRU policy (paper Fig. 2).
+
+L_t = FC_R(positions of the last sub-sequence), C_t = FC_z(z_t), X_t = FC_LC([L_t, C_t]),
+two stacked GRU layers, R_{t+1} = FC_H(H_t): the means of the next sub-sequence's
+positions in normalised [0, 1]² field-of-view coordinates (a sigmoid keeps them inside).
+The stochastic policy is a Gaussian with fixed σ around each mean (σ = 0.0125).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """subsequence: positions per step; hidden: GRU state size; layers: stacked GRUs;
+    location_dim, structure_dim, input_dim: sizes of L_t, C_t and X_t; sigma: the
+    Gaussian policy's σ in normalised coordinates."""
+
+    subsequence: int = 50
+    hidden: int = 2048
+    layers: int = 2
+    location_dim: int = 256
+    structure_dim: int = 512
+    input_dim: int = 1024
+    sigma: float = 0.0125
+
+
+POLICY_PRESETS = {
+    "paper": PolicySettings(),
+    "cpu": PolicySettings(hidden=256, location_dim=128, structure_dim=128, input_dim=256),
+    "tiny": PolicySettings(subsequence=10, hidden=32, location_dim=16, structure_dim=16, input_dim=32),
+}
+
+
+class ScanPolicy(nn.Module):
+    def __init__(self, settings: PolicySettings, latent_dim: int) -> None:
+        super().__init__()
+        self.settings = settings
+        n = settings.subsequence
+        self.fc_r = nn.Sequential(nn.Linear(2 * n, settings.location_dim), nn.ReLU())
+        self.fc_z = nn.Sequential(nn.Linear(latent_dim, settings.structure_dim), nn.ReLU())
+        self.fc_lc = nn.Sequential(nn.Linear(settings.location_dim + settings.structure_dim, settings.input_dim),
+                                   nn.ReLU())
+        self.gru = nn.GRU(settings.input_dim, settings.hidden, num_layers=settings.layers, batch_first=True)
+        self.fc_h = nn.Linear(settings.hidden, 2 * n)
+
+    def forward(self, positions_unit: torch.Tensor, latent: torch.Tensor,
+                hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions_unit (B, n, 2), latent (B, D), hidden (layers, B, hidden) or None →
+        means of the next n positions (B, n, 2) and the new hidden state."""
+        location = self.fc_r(positions_unit.flatten(start_dim=1))
+        structure = self.fc_z(latent)
+        features = self.fc_lc(torch.cat([location, structure], dim=1))
+        output, hidden = self.gru(features[:, None, :], hidden)
+        means = torch.sigmoid(self.fc_h(output[:, 0])).view(-1, self.settings.subsequence, 2)
+        return means, hidden
+
+    def log_prob(self, actions: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """log π(a | μ) of each position (B, n) under the isotropic Gaussian of σ."""
+        sigma = self.settings.sigma
+        return (-((actions - means) ** 2).sum(dim=-1) / (2 * sigma**2)
+                - 2 * torch.log(torch.tensor(sigma * (2 * torch.pi) ** 0.5, device=means.device)))

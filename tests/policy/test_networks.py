@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from scan_server.policy.encoder import ENCODER_PRESETS, ConvAutoencoder, prepare_input
+from scan_server.policy.recurrent import POLICY_PRESETS, ScanPolicy
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu"])
+def test_autoencoder_shapes_mirror(preset):
+    settings = ENCODER_PRESETS[preset]
+    model = ConvAutoencoder(settings)
+    images = torch.randn(3, 2, settings.input_px, settings.input_px)
+    assert model(images).shape == images.shape
+    assert model.encode(images).shape == (3, settings.latent_dim)
+
+
+def test_paper_autoencoder_has_the_papers_layers():
+    settings = ENCODER_PRESETS["paper"]
+    assert settings.input_px == 512 and settings.channels == (16, 32, 64, 128, 256, 512)
+    convs = [m for m in ConvAutoencoder(settings).encoder if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3)] * 6 and all(c.stride == (2, 2) for c in convs)
+
+
+def test_input_is_standardised_per_channel():
+    potential = torch.randn(2, 40, 40, dtype=torch.complex64) * 3 + 1
+    images = prepare_input(potential, (slice(5, 35), slice(5, 35)), 16)
+    assert images.shape == (2, 2, 16, 16)
+    torch.testing.assert_close(images.mean(dim=(-2, -1)), torch.zeros(2, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(images.std(dim=(-2, -1)), torch.ones(2, 2), atol=1e-5, rtol=0)
+
+
+def test_policy_shapes_range_and_log_prob():
+    settings = POLICY_PRESETS["tiny"]
+    policy = ScanPolicy(settings, latent_dim=20)
+    positions = torch.rand(4, settings.subsequence, 2)
+    means, hidden = policy(positions, torch.randn(4, 20))
+    assert means.shape == (4, settings.subsequence, 2) and hidden.shape == (settings.layers, 4, settings.hidden)
+    assert means.min() >= 0 and means.max() <= 1
+    means2, _ = policy(positions, torch.randn(4, 20), hidden)
+    assert not torch.allclose(means, means2)
+    # log-density of a 2-D isotropic Gaussian
+    normal = torch.distributions.Normal(means, settings.sigma)
+    actions = means + 0.01
+    torch.testing.assert_close(policy.log_prob(actions, means), normal.log_prob(actions).sum(dim=-1))
