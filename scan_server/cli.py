@@ -122,6 +122,26 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="train the policy: cae, then pretrain, then rl",
+                            description="One training stage into a run folder (stages chain). Scales out with "
+                                        "`torchrun --nproc_per_node N -m scan_server.cli train …`.")
+    p.add_argument("stage", choices=("cae", "pretrain", "rl"))
+    p.add_argument("--preset", default="cpu", help="cpu or paper (model size and defaults)")
+    p.add_argument("--data", type=Path, required=True, help="folder of training recordings (any format)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, curves, model)")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--batch", type=int, help="episodes per step and process")
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="sub-sequences per episode (5 → 250 positions)")
+    p.add_argument("--reward", choices=("voronoi", "shared", "error"))
+    p.add_argument("--baseline", action="store_true", default=None, help="subtract the batch-mean reward")
+    p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--device", default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scan-server", description="Adaptive scanning for electron ptychography.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -129,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(commands)
     _add_simulate(commands)
     _add_reconstruct(commands)
+    _add_train(commands)
     _add_demo(commands)
     return parser
 
@@ -266,6 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_simulate(args)
         elif args.command == "reconstruct":
             run_reconstruct(args)
+        elif args.command == "train":
+            from .device import choose_device
+            from .training.command import describe, stage_settings, train
+
+            settings = stage_settings(args.stage, args.preset, iterations=args.iterations, batch=args.batch,
+                                      learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
+                                      reward=args.reward, baseline=args.baseline, sigma=args.sigma,
+                                      checkpoint_every=args.checkpoint_every)
+            train(args.stage, settings, args.data, args.out, choose_device(args.device))
+            print(describe(args.out))
         elif args.command == "demo":
             from .demo import run_demo
 

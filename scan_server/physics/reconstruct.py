@@ -155,16 +155,17 @@ def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
     """L_b (B,) and g = ∂L/∂Re V + i ∂L/∂Im V (B, H, W) for a complex potential (B, H, W)."""
     cache = cache or _ProbeCache(batch, RopSettings(chunk_positions=chunk))
     dtype = torch.complex128 if potential.dtype == torch.complex128 else torch.complex64
-    transmission = torch.exp(1j * potential.detach()).to(dtype).requires_grad_(True)
     loss = torch.zeros(batch.batch_size, dtype=torch.float64, device=batch.device)
-    for start in _chunks(batch, cache.chunk):
-        plan = batch.plan.chunk(start, start + cache.chunk)
-        index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
-        exit_waves = cache.get(start).to(dtype) * transmission.reshape(-1)[index]
-        residual = detector_intensity(exit_waves, batch.geometry) - batch.patterns[start:start + cache.chunk]
-        per_pattern = (residual**2).sum(dim=(-2, -1))
-        per_pattern.sum().backward()
-        loss.index_add_(0, plan.batch_index, per_pattern.detach().to(torch.float64))
+    with torch.enable_grad():  # our own autograd use: works inside a caller's no_grad too
+        transmission = torch.exp(1j * potential.detach()).to(dtype).requires_grad_(True)
+        for start in _chunks(batch, cache.chunk):
+            plan = batch.plan.chunk(start, start + cache.chunk)
+            index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
+            exit_waves = cache.get(start).to(dtype) * transmission.reshape(-1)[index]
+            residual = detector_intensity(exit_waves, batch.geometry) - batch.patterns[start:start + cache.chunk]
+            per_pattern = (residual**2).sum(dim=(-2, -1))
+            per_pattern.sum().backward()
+            loss.index_add_(0, plan.batch_index, per_pattern.detach().to(torch.float64))
     # torch's gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
     # holomorphic t = exp(iV) the chain rule gives g_V = conj(i t) · g_t.
     grad_t = transmission.grad

@@ -50,13 +50,17 @@ class ScanPolicy(nn.Module):
 
     def forward(self, positions_unit: torch.Tensor, latent: torch.Tensor,
                 hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions_unit (B, n, 2), latent (B, D), hidden (layers, B, hidden) or None →
-        means of the next n positions (B, n, 2) and the new hidden state."""
-        location = self.fc_r(positions_unit.flatten(start_dim=1))
-        structure = self.fc_z(latent)
-        features = self.fc_lc(torch.cat([location, structure], dim=1))
-        output, hidden = self.gru(features[:, None, :], hidden)
-        means = torch.sigmoid(self.fc_h(output[:, 0])).view(-1, self.settings.subsequence, 2)
+        """A sequence of S steps in one call (teacher forcing), or one step with S = 1.
+
+        positions_unit: (B, S, n, 2) the positions of each step's last sub-sequence;
+        latent: (B, S, D); hidden: (layers, B, hidden) or None → means of each step's next
+        sub-sequence (B, S, n, 2) and the final hidden state."""
+        batch, steps = latent.shape[:2]
+        location = self.fc_r(positions_unit.reshape(batch * steps, -1))
+        structure = self.fc_z(latent.reshape(batch * steps, -1))
+        features = self.fc_lc(torch.cat([location, structure], dim=1)).view(batch, steps, -1)
+        output, hidden = self.gru(features, hidden)
+        means = torch.sigmoid(self.fc_h(output)).view(batch, steps, self.settings.subsequence, 2)
         return means, hidden
 
     def log_prob(self, actions: torch.Tensor, means: torch.Tensor) -> torch.Tensor:

@@ -135,3 +135,12 @@ def test_cuda_reconstruction_equals_cpu_and_is_deterministic(small_geometry, sma
     first, second = reconstruct(cuda_batch, settings), reconstruct(cuda_batch, settings)
     assert torch.equal(first, second)
     torch.testing.assert_close(first.cpu(), cpu, rtol=1e-3, atol=1e-4)
+
+
+def test_reconstruction_works_inside_no_grad(small_geometry, small_scan, small_grid, random_object, optics):
+    positions = small_scan.positions_angstrom()
+    frames = _measure(random_object, optics, small_grid, small_geometry, positions)
+    batch = prepare_batch([frames], [positions], [optics], small_grid, small_geometry)
+    with torch.no_grad():
+        inside = reconstruct(batch, RopSettings(iterations=2))
+    torch.testing.assert_close(inside, reconstruct(batch, RopSettings(iterations=2)))

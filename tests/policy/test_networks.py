@@ -32,12 +32,17 @@ def test_input_is_standardised_per_channel():
 def test_policy_shapes_range_and_log_prob():
     settings = POLICY_PRESETS["tiny"]
     policy = ScanPolicy(settings, latent_dim=20)
-    positions = torch.rand(4, settings.subsequence, 2)
-    means, hidden = policy(positions, torch.randn(4, 20))
-    assert means.shape == (4, settings.subsequence, 2) and hidden.shape == (settings.layers, 4, settings.hidden)
+    positions = torch.rand(4, 3, settings.subsequence, 2)
+    latents = torch.randn(4, 3, 20)
+    means, hidden = policy(positions, latents)
+    assert means.shape == (4, 3, settings.subsequence, 2) and hidden.shape == (settings.layers, 4, settings.hidden)
     assert means.min() >= 0 and means.max() <= 1
-    means2, _ = policy(positions, torch.randn(4, 20), hidden)
-    assert not torch.allclose(means, means2)
+    # one call over the sequence equals stepping with the hidden state carried
+    state, stepped = None, []
+    for t in range(3):
+        step_means, state = policy(positions[:, t:t + 1], latents[:, t:t + 1], state)
+        stepped.append(step_means)
+    torch.testing.assert_close(torch.cat(stepped, dim=1), means)
     # log-density of a 2-D isotropic Gaussian
     normal = torch.distributions.Normal(means, settings.sigma)
     actions = means + 0.01

@@ -1,0 +1,121 @@
+"""One rollout code path for training and evaluation (and, later, the service).
+
+``rollout`` plays a batch of episodes on virtual microscopes: the first sub-sequence
+follows a Halton sequence; after every sub-sequence the patterns acquired so far are
+reconstructed (ROP, batched over the episodes), encoded, and the GRU proposes the next
+sub-sequence: its means (evaluation) or Gaussian samples around them (training). The
+microscope snaps each proposal to the nearest unused recorded pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .contracts import Acquisition, ObjectGrid, SamplingGeometry
+from .evaluation.baselines import halton_unit
+from .microscope import VirtualMicroscope
+from .physics.reconstruct import RopSettings, prepare_batch, reconstruct, reconstruction_geometry
+from .policy.model import AdaptiveModel
+
+
+@dataclass
+class EpisodeBatch:
+    """B episodes over recordings that share the detector geometry and scan grid."""
+
+    acquisitions: list[Acquisition]
+    microscopes: list[VirtualMicroscope]
+    geometry: SamplingGeometry
+    grid: ObjectGrid
+    region: tuple[slice, slice]
+    device: torch.device
+
+    @classmethod
+    def over(cls, acquisitions: list[Acquisition], device: torch.device | None = None) -> EpisodeBatch:
+        geometry = reconstruction_geometry(acquisitions[0])
+        grid = ObjectGrid.covering(acquisitions[0].positions_angstrom, geometry)
+        for a in acquisitions[1:]:
+            if reconstruction_geometry(a) != geometry or \
+                    ObjectGrid.covering(a.positions_angstrom, geometry).shape_px != grid.shape_px:
+                raise ValueError("the recordings of one batch must share detector and scan geometry")
+        return cls(acquisitions, [VirtualMicroscope.over(a) for a in acquisitions], geometry, grid,
+                   grid.scan_region(acquisitions[0].positions_angstrom), device or torch.device("cpu"))
+
+    def positions_px(self, positions_angstrom: torch.Tensor) -> torch.Tensor:
+        """Å (B, P, 2) → pixel coordinates of the field-of-view crop (centres at integers)."""
+        origin = torch.tensor(self.grid.origin_angstrom, dtype=positions_angstrom.dtype)
+        start = torch.tensor([self.region[0].start, self.region[1].start], dtype=positions_angstrom.dtype)
+        return (positions_angstrom - origin) / self.grid.pixel_size_angstrom - start
+
+
+@dataclass
+class Episodes:
+    """positions_angstrom: (B, T, n, 2) visited; indices: (B, T·n) recorded patterns used;
+    final: (B, H, W) complex reconstruction. For steps 1…T−1, what the policy saw and did:
+    inputs_positions (B, T−1, n, 2) and latents (B, T−1, D), the proposed means and the
+    actions taken (B, T−1, n, 2) in [0, 1]² (actions = means unless sampling)."""
+
+    positions_angstrom: torch.Tensor
+    indices: np.ndarray
+    final: torch.Tensor
+    inputs_positions: torch.Tensor
+    latents: torch.Tensor
+    means: torch.Tensor
+    actions: torch.Tensor
+
+
+def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations: int,
+                      device: torch.device | None = None) -> torch.Tensor:
+    """ROP of every episode from the given recorded patterns, (B, H, W) complex."""
+    frames = [np.asarray(a.frames[np.sort(i)]) for a, i in zip(batch.acquisitions, indices)]
+    positions = [a.positions_angstrom[np.sort(i)] for a, i in zip(batch.acquisitions, indices)]
+    data = prepare_batch(frames, positions, [a.optics for a in batch.acquisitions], batch.grid, batch.geometry,
+                         device)
+    return reconstruct(data, RopSettings(iterations=iterations))
+
+
+@torch.no_grad()
+def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
+            sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,
+            final_iterations: int | None = None) -> Episodes:
+    """Play ``steps`` sub-sequences on every microscope of the batch (which are reset).
+
+    Sampled actions are Gaussian around the means (σ of the policy settings); the
+    microscope clips them to the field of view. No gradient is kept: training recomputes
+    the means from the recorded inputs in one pass (``AdaptiveModel.forward``)."""
+    n = model.settings.policy.subsequence
+    for microscope in batch.microscopes:
+        microscope.reset()
+    chosen = [[m.nearest_unused(m.to_angstrom(halton_unit(n, seed)))]
+              for m, seed in zip(batch.microscopes, halton_seeds)]
+    hidden = None
+    inputs, latents, all_means, all_actions = [], [], [], []
+    for _ in range(1, steps):
+        potential = reconstruct_batch(batch, [np.concatenate(c) for c in chosen], iterations, batch.device)
+        latent = model.encode(potential, batch.region)
+        last = torch.stack([torch.as_tensor(m.to_unit(m.recorded[c[-1]]), dtype=torch.float32)
+                            for m, c in zip(batch.microscopes, chosen)]).to(batch.device)
+        means, hidden = model(last[:, None], latent[:, None], hidden)
+        means = means[:, 0].cpu()
+        actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator) \
+            if sample else means
+        for b, microscope in enumerate(batch.microscopes):
+            chosen[b].append(microscope.nearest_unused(microscope.to_angstrom(actions[b].cpu().numpy())))
+        inputs.append(last.cpu())
+        latents.append(latent.cpu())
+        all_means.append(means)
+        all_actions.append(actions)
+    taken = [np.concatenate(c) for c in chosen]
+    final = reconstruct_batch(batch, taken, final_iterations or iterations, batch.device)
+    positions = torch.stack([torch.as_tensor(m.recorded[t].reshape(steps, n, 2))
+                             for m, t in zip(batch.microscopes, taken)])
+    empty = torch.empty(len(taken), 0, n, 2)
+
+    def stacked(items: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:
+        return torch.stack(items, dim=1) if items else fallback
+
+    return Episodes(positions_angstrom=positions, indices=np.stack(taken), final=final,
+                    inputs_positions=stacked(inputs, empty), latents=stacked(latents, torch.empty(len(taken), 0, 0)),
+                    means=stacked(all_means, empty), actions=stacked(all_actions, empty))

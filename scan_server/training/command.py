@@ -1,0 +1,68 @@
+"""``scan-server train cae|pretrain|rl``: one stage into a run folder; stages chain (each
+starts from the run's latest ``model.safetensors``). With ``torchrun`` every process
+plays its own episodes and DDP averages the gradients; on one CPU it is one process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import ParameterError
+from ..policy.model import AdaptiveModel, ModelSettings
+from . import cae, pretrain, reinforce
+from .data import TrainingData
+from .run import CARD_FILE, MODEL_FILE, Distributed, load_model, run_stage
+from .settings import STAGE_DEFAULTS, TrainSettings
+
+STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce}
+
+
+def stage_settings(stage: str, preset: str, **given: object) -> TrainSettings:
+    """The preset's defaults for this stage, overridden by what is given (None = not given)."""
+    values = {**STAGE_DEFAULTS.get((preset, stage), {}), **{k: v for k, v in given.items() if v is not None}}
+    return TrainSettings(preset=preset, **values)  # type: ignore[arg-type]
+
+
+def _model_for(run: Path, settings: TrainSettings, device: torch.device) -> tuple[AdaptiveModel, dict]:
+    if (run / MODEL_FILE).is_file():
+        model, card = load_model(run, device)
+        if model.settings.preset != settings.preset:
+            raise ParameterError(f"{run} holds a {model.settings.preset!r} model, not {settings.preset!r}")
+        return model, card
+    if settings.preset not in ("cpu", "paper", "tiny"):
+        raise ParameterError(f"unknown preset {settings.preset!r}: choose cpu or paper")
+    torch.manual_seed(settings.seed)
+    return AdaptiveModel(ModelSettings.from_preset(settings.preset)).to(device), {}
+
+
+def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, device: torch.device) -> Path:
+    if stage not in STAGES:
+        raise ParameterError(f"unknown stage {stage!r}: choose cae, pretrain or rl")
+    distributed = Distributed.from_environment()
+    data = TrainingData(data_folder, distributed.rank, distributed.world, device)
+    model, card = _model_for(run, settings, device)
+    if stage == "cae":
+        parameters, network = model.autoencoder.parameters(), distributed.wrap(model.autoencoder)
+    else:
+        model.autoencoder.requires_grad_(False)
+        model.policy.settings = replace(model.policy.settings, sigma=settings.sigma)
+        model.settings = replace(model.settings, policy=model.policy.settings)
+        parameters, network = model.policy.parameters(), distributed.wrap(model)
+    optimizer = torch.optim.Adam(parameters, lr=settings.learning_rate)
+    card = {"name": run.name, "version": __version__, **{k: v for k, v in card.items() if k != "settings"},
+            "settings": model.settings.as_dict(),
+            "training": {**card.get("training", {}), stage: {**asdict(settings), "processes": distributed.world}},
+            "data": data.describe()}
+    step = STAGES[stage].make_step(model, network, optimizer, data, settings)
+    run_stage(run, stage, model, optimizer, settings.iterations, step, settings.seed, card, distributed,
+              settings.checkpoint_every)
+    return run / CARD_FILE
+
+
+def describe(run: Path) -> str:
+    card = json.loads((run / CARD_FILE).read_text())
+    return f"{run}: {card['settings']['preset']} model, stages {', '.join(card.get('training', {}))}"

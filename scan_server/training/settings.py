@@ -1,0 +1,57 @@
+"""Training settings, one docstring per field (defaults: the ``cpu`` preset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ParameterError
+from .rewards import REWARDS
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """preset: model size (``cpu``, ``paper``, ``tiny`` for tests).
+    iterations: optimiser steps of this stage. batch: episodes (or reconstructions) per step
+    and process. learning_rate: Adam's step (paper: 1e-5 for the CAE and the RNN in the
+    text, 1e-6 in Table II). seed: everything random derives from it (and the DDP rank).
+    steps: sub-sequences per episode (T; 5 × 50 = 250 positions). rop_iterations: ROP
+    iterations inside the loop (paper: 5). reward: ``voronoi`` (paper), ``shared`` (Fig. 3a)
+    or ``error`` (difference reward from the ground truth). baseline: subtract the batch mean
+    reward of each position index. sigma: the Gaussian policy's σ (normalised units).
+    positions_range: subset sizes for the autoencoder's partial reconstructions.
+    checkpoint_every: iterations between checkpoints."""
+
+    preset: str = "cpu"
+    iterations: int = 100
+    batch: int = 8
+    learning_rate: float = 1e-4
+    seed: int = 0
+    steps: int = 5
+    rop_iterations: int = 5
+    reward: str = "voronoi"
+    baseline: bool = False
+    sigma: float = 0.0125
+    positions_range: tuple[int, int] = (50, 500)
+    checkpoint_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ParameterError(f"unknown reward {self.reward!r}: choose one of {', '.join(REWARDS)}")
+        if self.iterations < 0 or self.batch < 1 or self.steps < 2:
+            raise ParameterError("iterations ≥ 0, batch ≥ 1 and steps ≥ 2 are required")
+        if not self.learning_rate > 0 or not self.sigma > 0:
+            raise ParameterError("learning rate and σ must be positive")
+
+
+#: Defaults per (preset, stage) where they differ from the dataclass's.
+STAGE_DEFAULTS = {
+    ("cpu", "cae"): {"iterations": 300, "learning_rate": 1e-3},
+    ("cpu", "pretrain"): {"iterations": 200, "learning_rate": 1e-3},
+    ("cpu", "rl"): {"iterations": 100, "learning_rate": 1e-4},
+    ("paper", "cae"): {"iterations": 100000, "learning_rate": 1e-5, "batch": 24},
+    ("paper", "pretrain"): {"iterations": 5000, "learning_rate": 1e-5, "batch": 24},
+    ("paper", "rl"): {"iterations": 20000, "learning_rate": 1e-5, "batch": 24},
+    ("tiny", "cae"): {"iterations": 3, "learning_rate": 1e-3, "batch": 2, "positions_range": (10, 40)},
+    ("tiny", "pretrain"): {"iterations": 3, "learning_rate": 1e-3, "batch": 2, "steps": 3},
+    ("tiny", "rl"): {"iterations": 3, "learning_rate": 1e-3, "batch": 2, "steps": 3},
+}
