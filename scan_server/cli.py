@@ -295,8 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
                                       reward=args.reward, baseline=args.baseline, sigma=args.sigma,
                                       checkpoint_every=args.checkpoint_every)
-            train(args.stage, settings, args.data, args.out, choose_device(args.device))
-            print(describe(args.out))
+            if train(args.stage, settings, args.data, args.out, choose_device(args.device)) is not None:
+                print(describe(args.out))
         elif args.command == "demo":
             from .demo import run_demo
 

@@ -30,7 +30,7 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return {"mse": float(loss)}
+        return {"mse": loss.item()}
 
     return step
 

@@ -39,7 +39,8 @@ def _model_for(run: Path, settings: TrainSettings, device: torch.device) -> tupl
     return AdaptiveModel(ModelSettings.from_preset(settings.preset)).to(device), {}
 
 
-def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, device: torch.device) -> Path:
+def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, device: torch.device) -> Path | None:
+    """Run one stage; returns the model card's path in the main process (None elsewhere)."""
     if stage not in STAGES:
         raise ParameterError(f"unknown stage {stage!r}: choose cae, pretrain or rl")
     distributed = Distributed.from_environment()
@@ -60,7 +61,8 @@ def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, dev
     step = STAGES[stage].make_step(model, network, optimizer, data, settings)
     run_stage(run, stage, model, optimizer, settings.iterations, step, settings.seed, card, distributed,
               settings.checkpoint_every)
-    return run / CARD_FILE
+    distributed.finish()
+    return run / CARD_FILE if distributed.main else None
 
 
 def describe(run: Path) -> str:

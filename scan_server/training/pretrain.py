@@ -51,6 +51,6 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return {"halton_mse": float(loss), "rms_distance": float(((means - targets) ** 2).sum(-1).mean().sqrt())}
+        return {"halton_mse": loss.item(), "rms_distance": ((means - targets) ** 2).sum(-1).mean().sqrt().item()}
 
     return step

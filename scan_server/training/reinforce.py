@@ -35,6 +35,13 @@ def episode_rewards(batch: EpisodeBatch, positions_angstrom: torch.Tensor, final
     return position_rewards(phase, seeds, mask, kind, truth).reshape(b, steps, n)
 
 
+def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, baseline: bool) -> torch.Tensor:
+    """−Σ log π(a) (r − b) / B for log-probabilities and rewards of shape (B, …); with
+    ``baseline`` b is the batch mean of each position's reward, else 0 (eq. 8, γ = 0)."""
+    returns = rewards - rewards.mean(dim=0, keepdim=True) if baseline else rewards
+    return -(log_probs * returns.detach()).sum() / log_probs.shape[0]
+
+
 def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
     def step(state: StageState) -> dict:
@@ -43,16 +50,13 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
         episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
                            iterations=settings.rop_iterations)
         rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward)
-        returns = rewards[:, 1:].to(torch.float32).to(batch.device)
-        if settings.baseline:
-            returns = returns - returns.mean(dim=0, keepdim=True)
         means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
         log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)
-        loss = -(log_probs * returns).sum() / settings.batch
+        loss = reinforce_loss(log_probs, rewards[:, 1:].to(torch.float32).to(batch.device), settings.baseline)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return {"reward": float(rewards.sum(dim=(1, 2)).mean()),
-                "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean()), "loss": float(loss)}
+                "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean()), "loss": loss.item()}
 
     return step

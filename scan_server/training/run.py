@@ -53,6 +53,12 @@ class Distributed:
             return module
         return torch.nn.parallel.DistributedDataParallel(module)
 
+    def finish(self) -> None:
+        """Wait for every process, then leave the process group."""
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def mean(self, value: float) -> float:
         if self.world == 1:
             return value

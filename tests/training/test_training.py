@@ -1,0 +1,116 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scan_server.cli import main
+from scan_server.pipeline import EpisodeBatch
+from scan_server.policy.model import AdaptiveModel, ModelSettings
+from scan_server.policy.recurrent import POLICY_PRESETS, ScanPolicy
+from scan_server.training.data import TrainingData
+from scan_server.training.pretrain import halton_episode
+from scan_server.training.reinforce import reinforce_loss
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train_data")
+    assert main(["simulate", "--preset", "small", "--scan-shape", "12", "12", "--count", "2", "--out",
+                 str(folder)]) == 0
+    return folder
+
+
+def test_halton_pretraining_converges_on_a_tiny_model(recordings):
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    data = TrainingData(recordings)
+    batch = EpisodeBatch.over(data.acquisitions)
+    inputs, latents, targets = halton_episode(batch, model, 4, [1, 2], rop_iterations=2)
+    optimizer = torch.optim.Adam(model.policy.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        means, _ = model(inputs, latents)
+        loss = ((means - targets) ** 2).sum() / len(targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.05 * losses[0]
+
+
+def test_reinforce_moves_the_means_towards_a_known_optimum():
+    """Toy problem: reward −|a − target|² per position; the optimum is means = target."""
+    torch.manual_seed(0)
+    settings = POLICY_PRESETS["tiny"]
+    policy = ScanPolicy(settings, latent_dim=4)
+    inputs, latents = torch.rand(16, 1, settings.subsequence, 2), torch.randn(16, 1, 4)
+    target = torch.full((settings.subsequence, 2), 0.7)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(1)
+
+    def distance() -> float:
+        with torch.no_grad():
+            return float((policy(inputs, latents)[0] - target).norm(dim=-1).mean())
+
+    before = distance()
+    for _ in range(300):
+        means, _ = policy(inputs, latents)
+        actions = means.detach() + settings.sigma * torch.randn(means.shape, generator=generator)
+        rewards = -((actions - target) ** 2).sum(dim=-1)
+        loss = reinforce_loss(policy.log_prob(actions, means), rewards, baseline=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert distance() < 0.5 * before
+
+
+@pytest.mark.parametrize("stage", ["cae", "pretrain", "rl"])
+def test_each_stage_runs_as_a_subprocess(recordings, tmp_path, stage):
+    run = tmp_path / "run"
+    for previous in ("cae", "pretrain", "rl")[: ("cae", "pretrain", "rl").index(stage) + 1]:
+        result = subprocess.run([sys.executable, "-m", "scan_server.cli", "train", previous, "--preset", "tiny",
+                                 "--data", str(recordings), "--out", str(run), "--iterations", "2"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads((run / "model_card.json").read_text())
+    assert stage in card["training"] and card["data"]["sha256"] and card["stage"] == stage
+    assert (run / f"{stage}.csv").read_text().count("\n") == 3 and (run / f"{stage}.png").exists()
+    assert set(load_file(str(run / "model.safetensors"))) == set(AdaptiveModel(ModelSettings.from_preset("tiny"))
+                                                                  .state_dict())
+
+
+def test_resuming_reproduces_the_uninterrupted_run(recordings, tmp_path):
+    base = tmp_path / "base"
+    assert main(["train", "pretrain", "--preset", "tiny", "--data", str(recordings), "--out", str(base),
+                 "--iterations", "1"]) == 0
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    shutil.copytree(base, whole)
+    shutil.copytree(base, parts)
+    common = ["--preset", "tiny", "--data", str(recordings), "--checkpoint-every", "2", "--seed", "5"]
+    assert main(["train", "rl", *common, "--out", str(whole), "--iterations", "4"]) == 0
+    assert main(["train", "rl", *common, "--out", str(parts), "--iterations", "2"]) == 0  # "interrupted"
+    assert main(["train", "rl", *common, "--out", str(parts), "--iterations", "4"]) == 0  # resumes at 2
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(parts / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert (whole / "rl.csv").read_text() == (parts / "rl.csv").read_text()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(recordings, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", str(29500 + os.getpid() % 1000), "-m", "scan_server.cli", "train",
+                             "cae", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "ddp"),
+                             "--iterations", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((tmp_path / "ddp" / "model_card.json").read_text())
+    assert card["training"]["cae"]["processes"] == 2
+    rows = (tmp_path / "ddp" / "cae.csv").read_text().split()[1:]
+    assert len(rows) == 2 and all(np.isfinite(float(row.split(",")[1])) for row in rows)
