@@ -142,6 +142,29 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="adaptive against random, Halton and sparse raster scans",
+                            description="Score every strategy on recordings against the full-data reconstruction "
+                                        "and write report.json, report.md, figures and the positions visited.")
+    p.add_argument("--model", type=Path, help="model folder (models/NAME or a run folder); omit for baselines only")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="recordings (any supported format)")
+    p.add_argument("--positions", type=_positive_int, default=250)
+    p.add_argument("--subsequences", type=_positive_int, default=5)
+    p.add_argument("--final-iterations", type=_positive_int,
+                   help="ROP iterations of every final reconstruction (default: converged; 5: the paper's protocol)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, required=True)
+    add_metadata_options(p)
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="install a trained run as models/NAME")
+    p.add_argument("run", type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: ./models)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scan-server", description="Adaptive scanning for electron ptychography.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -150,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(commands)
     _add_reconstruct(commands)
     _add_train(commands)
+    _add_evaluate(commands)
+    _add_export(commands)
     _add_demo(commands)
     return parser
 
@@ -276,6 +301,27 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         print(f"SSIM against the true phase: {ssim_phase(result.potential.real, truth, region):.3f}")
 
 
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .device import choose_device
+    from .evaluation.evaluate import evaluate
+    from .io.open import open_recording
+    from .physics.reconstruct import GROUND_TRUTH_ITERATIONS
+    from .policy.checkpoint import load_model_folder
+
+    device = choose_device(args.device)
+    model = load_model_folder(args.model, device) if args.model else None
+    overrides = metadata_overrides(args)
+    acquisitions = [open_recording(path, overrides, args.metadata) for path in args.data]
+    names = [path.name.split(".")[0].removesuffix("_master") for path in args.data]
+    if len(set(names)) != len(names):
+        raise ParameterError("two recordings have the same name; rename one")
+    report = evaluate(model, acquisitions, names, args.positions, args.subsequences,
+                      args.final_iterations or GROUND_TRUTH_ITERATIONS, args.out, args.seed, device)
+    print((args.out / "report.md").read_text())
+    print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ "
+          f"({len(report['recordings'])} recordings)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -297,6 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       checkpoint_every=args.checkpoint_every)
             if train(args.stage, settings, args.data, args.out, choose_device(args.device)) is not None:
                 print(describe(args.out))
+        elif args.command == "evaluate":
+            run_evaluate(args)
+        elif args.command == "export":
+            from .policy.checkpoint import export_model
+
+            print(f"installed {export_model(args.run, args.models, args.name)}")
         elif args.command == "demo":
             from .demo import run_demo
 
