@@ -8,7 +8,7 @@ VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 
-.PHONY: all venv test test-fast demo bench-rop bench-replay clean
+.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy clean
 
 all: test
 
@@ -47,6 +47,10 @@ bench-rop: $(BENCH_VENV)/.installed
 ## make bench-replay: peak memory and frames/s replaying a 1.3 GB Dectris recording (written to a temp folder)
 bench-replay: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_replay.py
+
+## make bench-policy: REINFORCE iterations/s (cpu preset, batch 8) and one policy step's time
+bench-policy: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_policy.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache
