@@ -163,6 +163,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: ./models)")
+    p.add_argument("--evaluation", type=Path, metavar="REPORT_JSON", help="record an evaluation's figures in the card")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "export":
             from .policy.checkpoint import export_model
 
-            print(f"installed {export_model(args.run, args.models, args.name)}")
+            print(f"installed {export_model(args.run, args.models, args.name, args.evaluation)}")
         elif args.command == "demo":
             from .demo import run_demo
 

@@ -25,11 +25,13 @@ STRATEGIES = ("raster", "random", "halton", "full")
 @dataclass(frozen=True)
 class ScanState:
     """What a strategy may look at: the positions acquired so far (P, 2) in [0, 1]², the
-    current reconstruction (H, W) complex or ``None``, and the step number."""
+    current reconstruction (H, W) complex or ``None``, the step number, and the pixel
+    region of the reconstruction that is the scanned field of view."""
 
     positions_unit: np.ndarray
     reconstruction: np.ndarray | None
     step: int
+    region: tuple[slice, slice] | None = None
 
 
 class ScanStrategy(Protocol):

@@ -32,8 +32,20 @@ def load_model_folder(folder: Path, device: torch.device | None = None) -> Adapt
     return model.eval()
 
 
-def export_model(run: Path, models: Path, name: str) -> Path:
-    """Copy a run's latest weights and card into ``models/NAME`` (card gains name and sha256)."""
+def evaluation_summary(report: dict) -> dict:
+    """The figures a model card keeps from an evaluation report."""
+    keys = ("positions", "subsequences", "recordings", "final_iterations")
+    summary = {k: report[k] for k in keys if k in report}
+    for strategy in ("adaptive", "random", "halton", "raster", "full"):
+        if strategy in report:
+            summary[strategy] = {k: report[strategy][k] for k in ("ssim_mean", "ssim_std", "resolution_angstrom_mean")}
+    summary.update({k: v for k, v in report.items() if k.startswith("q_")})
+    return summary
+
+
+def export_model(run: Path, models: Path, name: str, evaluation: Path | None = None) -> Path:
+    """Copy a run's latest weights and card into ``models/NAME`` (card gains name and sha256,
+    and the evaluation figures of a ``report.json`` when one is given)."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ParameterError(f"model name {name!r}: use letters, digits, '-', '_' and '.'")
     if not (run / MODEL_FILE).is_file():
@@ -43,5 +55,9 @@ def export_model(run: Path, models: Path, name: str) -> Path:
     shutil.copyfile(run / MODEL_FILE, target / MODEL_FILE)
     card = json.loads((run / CARD_FILE).read_text())
     card.update({"name": name, "weights_sha256": weights_sha256(target)})
+    if evaluation is not None:
+        if not evaluation.is_file():
+            raise ParameterError(f"{evaluation}: no such evaluation report")
+        card.setdefault("evaluations", []).append(evaluation_summary(json.loads(evaluation.read_text())))
     (target / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return target

@@ -50,6 +50,14 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
             assert positions.shape == (30, 2) and len(np.unique(positions, axis=0)) == 30
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     assert "| adaptive |" in (out / "report.md").read_text()
+    # the figures can be recorded in the model card
+    run = tiny_model.parent.parent / "run_for_card"
+    run.mkdir(exist_ok=True)
+    for name in ("model.safetensors", "model_card.json"):
+        (run / name).write_bytes((tiny_model / name).read_bytes())
+    installed = export_model(run, tmp_path / "models", "with-eval", out / "report.json")
+    card = json.loads((installed / "model_card.json").read_text())
+    assert card["evaluations"][0]["adaptive"]["ssim_mean"] == report["adaptive"]["ssim_mean"]
 
 
 def test_positions_must_match_the_models_sub_sequence(tiny_model, recordings, tmp_path, capsys):

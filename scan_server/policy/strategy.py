@@ -1,0 +1,40 @@
+"""The adaptive strategy behind the baselines' ``ScanStrategy`` interface (one session).
+
+The first sub-sequence follows the scrambled Halton sequence; every later one is the
+policy's means given the reconstruction so far (``state.reconstruction`` over
+``state.region``) and the last sub-sequence's positions, the GRU's hidden state carried
+from step to step. Its decisions equal the batched rollout's (``pipeline.rollout``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from ..evaluation.baselines import ScanState, halton_unit
+from .model import AdaptiveModel
+
+
+class AdaptiveScan:
+    name = "adaptive"
+
+    def __init__(self, model: AdaptiveModel, seed: int = 0) -> None:
+        self.model, self.seed = model, seed
+        self.hidden: torch.Tensor | None = None
+
+    def next_positions(self, state: ScanState, count: int) -> np.ndarray:
+        n = self.model.settings.policy.subsequence
+        if count != n:
+            raise ParameterError(f"the adaptive model proposes {n} positions per step, not {count}")
+        if len(state.positions_unit) == 0:
+            self.hidden = None
+            return halton_unit(n, self.seed)
+        if state.reconstruction is None or state.region is None:
+            raise ParameterError("the adaptive strategy needs the current reconstruction and its region")
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            potential = torch.as_tensor(state.reconstruction)[None].to(device)
+            latent = self.model.encode(potential, state.region)
+            last = torch.as_tensor(state.positions_unit[-n:], dtype=torch.float32, device=device)[None, None]
+            means, self.hidden = self.model(last, latent[:, None], self.hidden)
+        return means[0, 0].cpu().numpy().astype(np.float64)
