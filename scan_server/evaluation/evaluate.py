@@ -39,9 +39,11 @@ class StrategyResult:
     phase: np.ndarray = field(repr=False)
 
 
-def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequences: int, seed: int,
+def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequences: int,
                       device: torch.device) -> np.ndarray:
-    episodes = rollout(EpisodeBatch.over([acquisition], device), model, subsequences, [seed])
+    """The recorded patterns the policy visits (its means; the model's own Halton start)."""
+    episodes = rollout(EpisodeBatch.over([acquisition], device), model, subsequences,
+                       [model.settings.policy.halton_seed])
     return episodes.indices[0]
 
 
@@ -55,7 +57,7 @@ def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, po
     chosen = {name: select_positions(name, positions, acquisition.positions_angstrom, seed, shape)
               for name in BASELINES}
     if model is not None:
-        chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, seed, device), **chosen}
+        chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, device), **chosen}
     results = {"full": StrategyResult(1.0, resolution_angstrom(truth[region], full.grid.pixel_size_angstrom),
                                       acquisition.positions_angstrom, truth)}
     for name, indices in chosen.items():

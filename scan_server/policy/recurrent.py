@@ -18,7 +18,9 @@ from torch import nn
 class PolicySettings:
     """subsequence: positions per step; hidden: GRU state size; layers: stacked GRUs;
     location_dim, structure_dim, input_dim: sizes of L_t, C_t and X_t; sigma: the
-    Gaussian policy's σ in normalised coordinates."""
+    Gaussian policy's σ in normalised coordinates; halton_seed: the scramble of the Halton
+    sequence whose first sub-sequence starts every scan (one fixed sequence, as in the paper,
+    so that pretraining has one continuation to learn)."""
 
     subsequence: int = 50
     hidden: int = 2048
@@ -27,6 +29,7 @@ class PolicySettings:
     structure_dim: int = 512
     input_dim: int = 1024
     sigma: float = 0.0125
+    halton_seed: int = 0
 
 
 POLICY_PRESETS = {

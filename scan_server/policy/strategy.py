@@ -18,8 +18,9 @@ from .model import AdaptiveModel
 class AdaptiveScan:
     name = "adaptive"
 
-    def __init__(self, model: AdaptiveModel, seed: int = 0) -> None:
-        self.model, self.seed = model, seed
+    def __init__(self, model: AdaptiveModel, seed: int | None = None) -> None:
+        self.model = model
+        self.seed = model.settings.policy.halton_seed if seed is None else seed
         self.hidden: torch.Tensor | None = None
 
     def next_positions(self, state: ScanState, count: int) -> np.ndarray:

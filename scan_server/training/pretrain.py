@@ -44,7 +44,7 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
     def step(state: StageState) -> dict:
         batch = EpisodeBatch.over(data.sample(state.rng, settings.batch), data.device)
-        seeds = [int(s) for s in state.rng.integers(0, 2**31, settings.batch)]
+        seeds = [model.settings.policy.halton_seed] * settings.batch
         inputs, latents, targets = halton_episode(batch, model, settings.steps, seeds, settings.rop_iterations)
         means, _ = network(inputs, latents)
         loss = ((means - targets) ** 2).sum() / settings.batch

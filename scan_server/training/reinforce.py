@@ -46,7 +46,7 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
     def step(state: StageState) -> dict:
         batch = EpisodeBatch.over(data.sample(state.rng, settings.batch), data.device)
-        seeds = [int(s) for s in state.rng.integers(0, 2**31, settings.batch)]
+        seeds = [model.settings.policy.halton_seed] * settings.batch
         episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
                            iterations=settings.rop_iterations)
         rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward)
