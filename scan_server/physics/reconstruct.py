@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..contracts import Acquisition, ObjectGrid, ProbeOptics, SamplingGeometry
 from ..device import deterministic
 from ..errors import GeometryError, ParameterError
-from .forward import WindowPlan, detector_intensity, forward_patterns, window_flat_index
+from .forward import WindowPlan, detector_intensity, window_flat_index
 from .probe import probe_real, shifted_probes
 
 

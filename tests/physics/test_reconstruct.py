@@ -47,7 +47,7 @@ def test_batched_equals_one_by_one(small_geometry):
     rng = np.random.default_rng(7)
     scan = RasterScan((7, 7), 0.8)
     grid = ObjectGrid.covering(scan.positions_angstrom(), small_geometry)
-    objects, frames, positions, optics = [], [], [], []
+    frames, positions, optics = [], [], []
     for b, count in enumerate((49, 20, 33)):
         potential = torch.as_tensor(0.3 * rng.random(grid.shape_px) + 0.01j * rng.random(grid.shape_px))[None]
         chosen = scan.positions_angstrom()[rng.choice(49, count, replace=False)]
