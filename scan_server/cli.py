@@ -19,7 +19,7 @@ from .errors import ParameterError, ScanServerError
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
-    from .io.metadata import MetadataOverrides
+    from .io.metadata import Quantities
     from .physics.simulate import SimulationSettings
 
 
@@ -45,8 +45,8 @@ def add_metadata_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metadata", type=Path, metavar="FILE", help="sidecar JSON with the same names")
 
 
-def metadata_overrides(args: argparse.Namespace) -> MetadataOverrides:
-    from .io.metadata import DetectorSampling, MetadataOverrides
+def metadata_overrides(args: argparse.Namespace) -> Quantities:
+    from .io.metadata import DetectorSampling, Quantities
 
     sampling = None
     if args.detector_sampling:
@@ -55,7 +55,7 @@ def metadata_overrides(args: argparse.Namespace) -> MetadataOverrides:
         except ValueError:
             raise ParameterError(f"--detector-sampling takes a number and a unit, got "
                                  f"{' '.join(args.detector_sampling)}") from None
-    return MetadataOverrides(
+    return Quantities(
         scan_shape=tuple(args.scan_shape) if args.scan_shape else None, scan_step_angstrom=args.scan_step_angstrom,
         energy_ev=args.energy_ev, semiangle_mrad=args.semiangle_mrad, c10_angstrom=args.c10_angstrom,
         c30_angstrom=args.c30_angstrom, detector_sampling=sampling, electrons_per_pattern=args.electrons_per_pattern)

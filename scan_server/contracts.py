@@ -89,10 +89,6 @@ class SamplingGeometry:
         """Real-space pixel of the object and probe window, in Å."""
         return 1.0 / (self.oversample * self.detector_px * self.detector_sampling_inv_angstrom)
 
-    @property
-    def window_angstrom(self) -> float:
-        return self.window_px * self.pixel_size_angstrom
-
 
 @dataclass(frozen=True)
 class ObjectGrid:

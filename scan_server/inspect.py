@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .contracts import Acquisition
-from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, MetadataOverrides, missing_quantities, \
+from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, Quantities, missing_quantities, \
     sidecar_path
 from .io.open import find_metadata, load_overrides
 from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
@@ -47,11 +47,11 @@ def run_inspect(args: argparse.Namespace) -> None:
     _describe_complete(open_recording(path, metadata_overrides(args), args.metadata), found.format)
 
 
-def _describe_partial(found: FoundMetadata, given: MetadataOverrides) -> None:
+def _describe_partial(found: FoundMetadata, given: Quantities) -> None:
     _row("frames", f"{found.frames.shape} {found.frames.dtype}")
     for name in ("scan_shape", "scan_step_angstrom", "energy_ev", "semiangle_mrad", "c10_angstrom",
                  "detector_sampling", "electrons_per_pattern"):
-        in_file, supplied = getattr(found, name), getattr(given, name)
+        in_file, supplied = getattr(found.quantities, name), getattr(given, name)
         value = in_file if in_file is not None else supplied
         origin = "file" if in_file is not None else ("supplied" if supplied is not None else "")
         _row(name, f"{value}  ({origin})" if origin else "—")

@@ -16,7 +16,7 @@ import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
 from .evaluation.baselines import halton_unit
-from .microscope import VirtualMicroscope
+from .microscope import Exposure, VirtualMicroscope
 from .physics.reconstruct import RopSettings, prepare_batch, reconstruct, reconstruction_geometry
 from .policy.model import AdaptiveModel
 
@@ -66,14 +66,52 @@ class Episodes:
     actions: torch.Tensor
 
 
+def reconstruct_acquired(batch: EpisodeBatch, frames: list[np.ndarray], positions_angstrom: list[np.ndarray],
+                         iterations: int, device: torch.device | None = None) -> torch.Tensor:
+    """ROP of every episode from the patterns it acquired, (B, H, W) complex."""
+    data = prepare_batch(frames, positions_angstrom, [a.optics for a in batch.acquisitions], batch.grid,
+                         batch.geometry, device)
+    return reconstruct(data, RopSettings(iterations=iterations))
+
+
 def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations: int,
                       device: torch.device | None = None) -> torch.Tensor:
-    """ROP of every episode from the given recorded patterns, (B, H, W) complex."""
-    frames = [np.asarray(a.frames[np.sort(i)]) for a, i in zip(batch.acquisitions, indices)]
-    positions = [a.positions_angstrom[np.sort(i)] for a, i in zip(batch.acquisitions, indices)]
-    data = prepare_batch(frames, positions, [a.optics for a in batch.acquisitions], batch.grid, batch.geometry,
-                         device)
-    return reconstruct(data, RopSettings(iterations=iterations))
+    """ROP of every episode from the given recorded patterns (read in the given order)."""
+    frames = [np.asarray(a.frames[i]) for a, i in zip(batch.acquisitions, indices)]
+    positions = [a.positions_angstrom[i] for a, i in zip(batch.acquisitions, indices)]
+    return reconstruct_acquired(batch, frames, positions, iterations, device)
+
+
+class Acquired:
+    """What one episode's microscope returned so far, sub-sequence by sub-sequence; each
+    step's reconstruction uses these frames instead of reading the recording again."""
+
+    def __init__(self) -> None:
+        self.exposures: list[Exposure] = []
+
+    def add(self, exposure: Exposure) -> None:
+        self.exposures.append(exposure)
+
+    @property
+    def frames(self) -> np.ndarray:
+        return np.concatenate([e.frames for e in self.exposures])
+
+    @property
+    def positions_angstrom(self) -> np.ndarray:
+        return np.concatenate([e.positions_angstrom for e in self.exposures])
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.concatenate([e.indices for e in self.exposures])
+
+    @property
+    def last(self) -> np.ndarray:
+        return self.exposures[-1].positions_angstrom
+
+
+def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iterations: int) -> torch.Tensor:
+    return reconstruct_acquired(batch, [a.frames for a in acquired], [a.positions_angstrom for a in acquired],
+                                iterations, batch.device)
 
 
 @torch.no_grad()
@@ -86,31 +124,30 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
     microscope clips them to the field of view. No gradient is kept: training recomputes
     the means from the recorded inputs in one pass (``AdaptiveModel.forward``)."""
     n = model.settings.policy.subsequence
-    for microscope in batch.microscopes:
+    acquired = [Acquired() for _ in batch.microscopes]
+    for microscope, episode, seed in zip(batch.microscopes, acquired, halton_seeds):
         microscope.reset()
-    chosen = [[m.nearest_unused(m.to_angstrom(halton_unit(n, seed)))]
-              for m, seed in zip(batch.microscopes, halton_seeds)]
+        episode.add(microscope.acquire(microscope.to_angstrom(halton_unit(n, seed))))
     hidden = None
     inputs, latents, all_means, all_actions = [], [], [], []
     for _ in range(1, steps):
-        potential = reconstruct_batch(batch, [np.concatenate(c) for c in chosen], iterations, batch.device)
+        potential = reconstruct_episodes(batch, acquired, iterations)
         latent = model.encode(potential, batch.region)
-        last = torch.stack([torch.as_tensor(m.to_unit(m.recorded[c[-1]]), dtype=torch.float32)
-                            for m, c in zip(batch.microscopes, chosen)]).to(batch.device)
+        last = torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
+                            for m, e in zip(batch.microscopes, acquired)]).to(batch.device)
         means, hidden = model(last[:, None], latent[:, None], hidden)
         means = means[:, 0].cpu()
         actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator) \
             if sample else means
-        for b, microscope in enumerate(batch.microscopes):
-            chosen[b].append(microscope.nearest_unused(microscope.to_angstrom(actions[b].cpu().numpy())))
+        for b, (microscope, episode) in enumerate(zip(batch.microscopes, acquired)):
+            episode.add(microscope.acquire(microscope.to_angstrom(actions[b].numpy())))
         inputs.append(last.cpu())
         latents.append(latent.cpu())
         all_means.append(means)
         all_actions.append(actions)
-    taken = [np.concatenate(c) for c in chosen]
-    final = reconstruct_batch(batch, taken, final_iterations or iterations, batch.device)
-    positions = torch.stack([torch.as_tensor(m.recorded[t].reshape(steps, n, 2))
-                             for m, t in zip(batch.microscopes, taken)])
+    final = reconstruct_episodes(batch, acquired, final_iterations or iterations)
+    taken = [e.indices for e in acquired]
+    positions = torch.stack([torch.as_tensor(e.positions_angstrom.reshape(steps, n, 2)) for e in acquired])
     empty = torch.empty(len(taken), 0, n, 2)
 
     def stacked(items: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:

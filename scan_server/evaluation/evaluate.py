@@ -19,24 +19,38 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..contracts import Acquisition
+from ..contracts import Acquisition, ObjectGrid
 from ..errors import ParameterError
 from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
 from .baselines import select_positions
 from .figures import Panel, save_comparison
-from .metrics import resolution_angstrom, ssim_phase
+from .metrics import relative_improvement, resolution_angstrom, ssim_phase
 
 BASELINES = ("random", "halton", "raster")
 
 
 @dataclass
 class StrategyResult:
+    """One strategy on one recording: SSIM against the full-data reconstruction, resolution,
+    the positions visited (n, 2) Å, the final phase (H, W), its ROP time and iterations."""
+
     ssim: float
     resolution_angstrom: float | None
     positions_angstrom: np.ndarray
     phase: np.ndarray = field(repr=False)
+    seconds: float
+    iterations: int
+
+
+@dataclass
+class RecordingResult:
+    """Every strategy's result on one recording (``full`` = the ground truth) and the grid."""
+
+    strategies: dict[str, StrategyResult]
+    grid: ObjectGrid
+    region: tuple[slice, slice]
 
 
 def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequences: int,
@@ -48,9 +62,10 @@ def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequenc
 
 
 def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, positions: int, subsequences: int,
-                       final_iterations: int, seed: int, device: torch.device) -> dict[str, StrategyResult]:
+                       final_iterations: int, seed: int, device: torch.device,
+                       progress: bool = False) -> RecordingResult:
     full = reconstruct_acquisition(acquisition, np.arange(acquisition.count),
-                                   RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device)
+                                   RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device, progress=progress)
     region = full.grid.scan_region(acquisition.positions_angstrom)
     truth = full.potential.real
     shape = acquisition.scan.shape if acquisition.scan else None
@@ -59,16 +74,15 @@ def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, po
     if model is not None:
         chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, device), **chosen}
     results = {"full": StrategyResult(1.0, resolution_angstrom(truth[region], full.grid.pixel_size_angstrom),
-                                      acquisition.positions_angstrom, truth)}
+                                      acquisition.positions_angstrom, truth, full.seconds, full.iterations)}
     for name, indices in chosen.items():
         result = reconstruct_acquisition(acquisition, indices, RopSettings(iterations=final_iterations),
                                          device=device)
         phase = result.potential.real
         results[name] = StrategyResult(ssim_phase(phase, truth, region),
                                        resolution_angstrom(phase[region], result.grid.pixel_size_angstrom),
-                                       result.positions_angstrom, phase)
-    results["_grid"] = full.grid  # type: ignore[assignment]
-    return results
+                                       result.positions_angstrom, phase, result.seconds, result.iterations)
+    return RecordingResult(results, full.grid, region)
 
 
 def _bootstrap(values: np.ndarray, rng: np.random.Generator, samples: int = 2000) -> list[float]:
@@ -78,9 +92,10 @@ def _bootstrap(values: np.ndarray, rng: np.random.Generator, samples: int = 2000
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def summarise(per_recording: list[dict[str, StrategyResult]], positions: int, subsequences: int,
+def summarise(recordings: list[RecordingResult], positions: int, subsequences: int,
               final_iterations: int, names: list[str]) -> dict:
     rng = np.random.default_rng(0)
+    per_recording = [r.strategies for r in recordings]
     strategies = [s for s in ("adaptive", *BASELINES, "full") if s in per_recording[0]]
     report: dict = {"positions": positions, "subsequences": subsequences, "recordings": names,
                     "final_iterations": final_iterations, "ground_truth_iterations": GROUND_TRUTH_ITERATIONS}
@@ -93,10 +108,10 @@ def summarise(per_recording: list[dict[str, StrategyResult]], positions: int, su
                         "final_iterations": GROUND_TRUTH_ITERATIONS if name == "full" else final_iterations}
     if "adaptive" in report:
         for baseline in ("random", "halton", "raster"):
-            q = np.array([(r["adaptive"].ssim - r[baseline].ssim) / r[baseline].ssim for r in per_recording])
+            q = np.array([relative_improvement(r["adaptive"].ssim, r[baseline].ssim) for r in per_recording])
             report[f"q_ssim_vs_{baseline}"] = {"mean": float(q.mean()), "ci95": _bootstrap(q, rng)}
             pairs = [(r["adaptive"].resolution_angstrom, r[baseline].resolution_angstrom) for r in per_recording]
-            q_res = [b / a - 1 for a, b in pairs if a and b]
+            q_res = [relative_improvement(1 / a, 1 / b) for a, b in pairs if a and b]  # in spatial frequency
             report[f"q_res_vs_{baseline}"] = float(np.mean(q_res)) if q_res else None
     return report
 
@@ -122,24 +137,20 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: Path, report: dict, per_recording: list[dict], names: list[str]) -> None:
+def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], names: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
-    for name, results in zip(names, per_recording):
-        grid = results["_grid"]
+    for name, result in zip(names, recordings):
         folder = out / "positions" / name
         folder.mkdir(parents=True, exist_ok=True)
         panels = []
-        for strategy, result in results.items():
-            if strategy == "_grid":
-                continue
-            np.savetxt(folder / f"{strategy}.csv", result.positions_angstrom, delimiter=",",
+        for strategy, entry in result.strategies.items():
+            np.savetxt(folder / f"{strategy}.csv", entry.positions_angstrom, delimiter=",",
                        header="y_angstrom,x_angstrom", comments="", fmt="%.4f")
-            region = grid.scan_region(results["full"].positions_angstrom)
-            title = f"{strategy}: SSIM {result.ssim:.3f}" if strategy != "full" else "full data (ground truth)"
-            panels.append(Panel(title, result.phase, grid, region,
-                                None if strategy == "full" else result.positions_angstrom, result.resolution_angstrom))
+            title = f"{strategy}: SSIM {entry.ssim:.3f}" if strategy != "full" else "full data (ground truth)"
+            panels.append(Panel(title, entry.phase, result.grid, result.region,
+                                None if strategy == "full" else entry.positions_angstrom, entry.resolution_angstrom))
         save_comparison(out / "figures" / f"{name}.png", panels, f"{name}: {report['positions']} positions")
 
 
@@ -152,8 +163,8 @@ def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names
     for name, acquisition in zip(names, acquisitions):
         if acquisition.count < positions:
             raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {positions}")
-    per_recording = [evaluate_recording(a, model, positions, subsequences, final_iterations, seed + i, device)
-                     for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
-    report = summarise(per_recording, positions, subsequences, final_iterations, names)
-    write_outputs(out, report, per_recording, names)
+    recordings = [evaluate_recording(a, model, positions, subsequences, final_iterations, seed + i, device)
+                  for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
+    report = summarise(recordings, positions, subsequences, final_iterations, names)
+    write_outputs(out, report, recordings, names)
     return report

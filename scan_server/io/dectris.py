@@ -21,7 +21,7 @@ from ..contracts import Acquisition
 from ..errors import RecordingError
 from ..units import electron_wavelength_angstrom, energy_ev_from_wavelength_angstrom
 from .frames import StackedFrames
-from .metadata import DetectorSampling, FoundMetadata, MetadataOverrides, sidecar_path, write_sidecar
+from .metadata import DetectorSampling, FoundMetadata, Quantities, sidecar_path, write_sidecar
 
 DETECTOR = "/entry/instrument/detector"
 #: Pixel pitch written by our writer (Dectris ARINA/ELA/QUADRO: 75 µm).
@@ -67,7 +67,8 @@ def read_dectris(path: Path, file: h5py.File) -> FoundMetadata:
     notes = [f"{len(parts)} data file(s)", f"{int(bad.sum()) if bad is not None else 0} masked pixels"]
     if sampling is None:
         notes.append("detector_distance is missing or zero: the detector sampling is unknown")
-    return FoundMetadata(format="dectris", frames=frames, energy_ev=energy, detector_sampling=sampling, notes=notes,
+    return FoundMetadata(format="dectris", frames=frames, notes=notes,
+                         quantities=Quantities(energy_ev=energy, detector_sampling=sampling),
                          metadata={"description": _scalar(file, f"{DETECTOR}/description") or ""})
 
 
@@ -111,7 +112,7 @@ def write_dectris(master: Path, acquisition: Acquisition, frames_per_file: int =
         specific.create_dataset("pixel_mask", data=mask)
         f["/entry/instrument/beam/incident_wavelength"] = wavelength
     scan = acquisition.scan
-    write_sidecar(sidecar_path(master), MetadataOverrides(
+    write_sidecar(sidecar_path(master), Quantities(
         scan_shape=scan.shape if scan else None, scan_step_angstrom=scan.step_angstrom if scan else None,
         semiangle_mrad=acquisition.optics.semiangle_mrad, c10_angstrom=acquisition.optics.c10_angstrom,
         c30_angstrom=acquisition.optics.c30_angstrom, electrons_per_pattern=acquisition.electrons_per_pattern))

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ParameterError, RecordingError
 from ..units import length_to_angstrom
 from .frames import GridFrames
-from .metadata import DetectorSampling, FoundMetadata
+from .metadata import DetectorSampling, FoundMetadata, Quantities
 
 
 def is_emd(file: h5py.File) -> bool:
@@ -65,5 +65,6 @@ def read_emd(path: Path, file: h5py.File) -> FoundMetadata:
         unit = {"a^-1": "1/A", "nm^-1": "1/nm"}.get(reciprocal[1].lower(), reciprocal[1])
         sampling = DetectorSampling(reciprocal[0], unit)
     data = group["data"]
-    return FoundMetadata(format="emd", frames=GridFrames(data), scan_shape=(int(data.shape[0]), int(data.shape[1])),
-                         scan_step_angstrom=step, detector_sampling=sampling, notes=notes)
+    quantities = Quantities(scan_shape=(int(data.shape[0]), int(data.shape[1])), scan_step_angstrom=step,
+                            detector_sampling=sampling)
+    return FoundMetadata(format="emd", frames=GridFrames(data), quantities=quantities, notes=notes)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..contracts import Acquisition, GroundTruth, ProbeOptics, RasterScan
 from ..errors import ParameterError, RecordingError
@@ -44,8 +45,10 @@ class DetectorSampling:
 
 
 @dataclass(frozen=True)
-class MetadataOverrides:
-    """Quantities supplied by the user (command line or sidecar); ``None`` = not given."""
+class Quantities:
+    """The acquisition quantities a recording may or may not hold; ``None`` = not known.
+    The same record describes what a file says, what the user supplies (command line or
+    sidecar) and the sidecar's schema."""
 
     scan_shape: tuple[int, int] | None = None
     scan_step_angstrom: float | None = None
@@ -56,7 +59,7 @@ class MetadataOverrides:
     detector_sampling: DetectorSampling | None = None
     electrons_per_pattern: float | None = None
 
-    def merged_over(self, base: MetadataOverrides) -> MetadataOverrides:
+    def merged_over(self, base: Quantities) -> Quantities:
         """These values where given, ``base``'s elsewhere."""
         return replace(base, **{f.name: getattr(self, f.name) for f in fields(self)
                                 if getattr(self, f.name) is not None})
@@ -78,18 +81,13 @@ DESCRIPTION = {
 }
 
 
-class _Sidecar(BaseModel):
-    """The sidecar file's schema: the same names as the command-line options."""
-
-    model_config = ConfigDict(extra="forbid")
-    scan_shape: tuple[int, int] | None = None
-    scan_step_angstrom: float | None = None
-    energy_ev: float | None = None
-    semiangle_mrad: float | None = None
-    c10_angstrom: float | None = None
-    c30_angstrom: float | None = None
-    detector_sampling: tuple[float, str] | None = None
-    electrons_per_pattern: float | None = None
+@lru_cache(maxsize=1)
+def _sidecar_schema() -> type[BaseModel]:
+    """The sidecar's schema, derived from ``Quantities`` (detector sampling as [value, unit])."""
+    hints = get_type_hints(Quantities)
+    hints["detector_sampling"] = tuple[float, str] | None
+    return create_model("Sidecar", __config__=ConfigDict(extra="forbid"),
+                        **{name: (hint, None) for name, hint in hints.items()})  # type: ignore[call-overload]
 
 
 def sidecar_path(recording: Path) -> Path:
@@ -102,10 +100,10 @@ def sidecar_path(recording: Path) -> Path:
     return recording.with_name(stem + ".metadata.json")
 
 
-def read_sidecar(path: Path) -> MetadataOverrides:
+def read_sidecar(path: Path) -> Quantities:
     try:
         raw = json.loads(path.read_text())
-        model = _Sidecar.model_validate(raw)
+        model = _sidecar_schema().model_validate(raw)
     except (OSError, json.JSONDecodeError) as exc:
         raise RecordingError(f"{path}: cannot read the metadata file ({exc})") from exc
     except ValidationError as exc:
@@ -114,10 +112,10 @@ def read_sidecar(path: Path) -> MetadataOverrides:
     values = model.model_dump()
     if values["detector_sampling"] is not None:
         values["detector_sampling"] = DetectorSampling(*values["detector_sampling"])
-    return MetadataOverrides(**values)
+    return Quantities(**values)
 
 
-def write_sidecar(path: Path, overrides: MetadataOverrides) -> Path:
+def write_sidecar(path: Path, overrides: Quantities) -> Path:
     values: dict[str, Any] = {f.name: getattr(overrides, f.name) for f in fields(overrides)
                               if getattr(overrides, f.name) is not None}
     if "detector_sampling" in values:
@@ -129,19 +127,12 @@ def write_sidecar(path: Path, overrides: MetadataOverrides) -> Path:
 @dataclass
 class FoundMetadata:
     """What a reader found. ``frames``: lazy (N, M, M); positions (N, 2) Å when the file
-    has explicit positions; a quantity is ``None`` when the file does not hold it."""
+    has explicit positions; ``quantities``: what the file says (``None`` where it is silent)."""
 
     format: str
     frames: Any
+    quantities: Quantities = field(default_factory=Quantities)
     positions_angstrom: np.ndarray | None = None
-    scan_shape: tuple[int, int] | None = None
-    scan_step_angstrom: float | None = None
-    energy_ev: float | None = None
-    semiangle_mrad: float | None = None
-    c10_angstrom: float | None = None
-    c30_angstrom: float | None = None
-    detector_sampling: DetectorSampling | None = None
-    electrons_per_pattern: float | None = None
     aberrations: dict[str, float] = field(default_factory=dict)
     ground_truth: GroundTruth | None = None
     notes: list[str] = field(default_factory=list)
@@ -170,24 +161,26 @@ def _merge(name: str, found: Any, given: Any, source: str, energy_ev: float | No
     return found
 
 
-def missing_quantities(found: FoundMetadata, overrides: MetadataOverrides) -> list[str]:
+def missing_quantities(found: FoundMetadata, overrides: Quantities) -> list[str]:
     """Names of required quantities that neither the file nor the user gives."""
     required = ["energy_ev", "semiangle_mrad", "c10_angstrom", "detector_sampling"]
     if found.positions_angstrom is None:
         required = ["scan_shape", "scan_step_angstrom", *required]
-    return [name for name in required if getattr(found, name) is None and getattr(overrides, name) is None]
+    return [name for name in required
+            if getattr(found.quantities, name) is None and getattr(overrides, name) is None]
 
 
-def complete(found: FoundMetadata, overrides: MetadataOverrides, source: str) -> Acquisition:
+def complete(found: FoundMetadata, overrides: Quantities, source: str) -> Acquisition:
     """Merge the file's metadata with the user's into an ``Acquisition`` (or a clear error)."""
     missing = missing_quantities(found, overrides)
     if missing:
         listing = "; ".join(f"{DESCRIPTION[m]} ({HOW_TO_SUPPLY[m]})" for m in missing)
         raise MissingMetadataError(f"{source}: not in the file, please supply: {listing} — on the command line "
                                    f"or in {sidecar_path(Path(source)).name}")
-    merged = {f.name: _merge(f.name, getattr(found, f.name), getattr(overrides, f.name), source)
-              for f in fields(MetadataOverrides) if f.name != "detector_sampling"}
-    merged["detector_sampling"] = _merge("detector_sampling", found.detector_sampling, overrides.detector_sampling,
+    said = found.quantities
+    merged = {f.name: _merge(f.name, getattr(said, f.name), getattr(overrides, f.name), source)
+              for f in fields(Quantities) if f.name != "detector_sampling"}
+    merged["detector_sampling"] = _merge("detector_sampling", said.detector_sampling, overrides.detector_sampling,
                                          source, float(merged["energy_ev"]))
     n_frames, height, width = found.frames.shape
     if height != width:

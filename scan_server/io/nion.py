@@ -25,7 +25,7 @@ from ..contracts import Acquisition
 from ..errors import ParameterError, RecordingError
 from ..units import length_to_angstrom
 from .frames import GridFrames
-from .metadata import DetectorSampling, FoundMetadata
+from .metadata import DetectorSampling, FoundMetadata, Quantities
 
 #: Items larger than this are written as .h5, as Nion Swift does.
 LARGE_ITEM_BYTES = 16 * 1024 * 1024
@@ -75,12 +75,13 @@ def _found_from_properties(path: Path, properties: dict, data: Any) -> FoundMeta
     semiangle = _nested(properties, ("metadata", "instrument", "convergence_angle"),
                         ("metadata", "hardware_source", "convergence_angle_rad"))
     defocus_m = _nested(properties, ("metadata", "instrument", "defocus"))
-    return FoundMetadata(
-        format="nion", frames=GridFrames(data), scan_shape=(int(shape[0]), int(shape[1])), scan_step_angstrom=step,
+    quantities = Quantities(
+        scan_shape=(int(shape[0]), int(shape[1])), scan_step_angstrom=step,
         energy_ev=float(high_tension) if high_tension else None,
         semiangle_mrad=float(semiangle) * 1e3 if semiangle else None,
-        c10_angstrom=float(defocus_m) * 1e10 if defocus_m is not None else None,
-        detector_sampling=sampling, notes=notes, metadata={"title": properties.get("title", "")})
+        c10_angstrom=float(defocus_m) * 1e10 if defocus_m is not None else None, detector_sampling=sampling)
+    return FoundMetadata(format="nion", frames=GridFrames(data), quantities=quantities, notes=notes,
+                         metadata={"title": properties.get("title", "")})
 
 
 def read_nion_h5(path: Path, file: h5py.File) -> FoundMetadata:

@@ -13,11 +13,8 @@ from ..errors import RecordingError
 from .canonical import FORMAT_NAME, read_recording
 from .dectris import is_dectris, read_dectris
 from .emd import is_emd, read_emd
-from .metadata import DetectorSampling, FoundMetadata, MetadataOverrides, complete, read_sidecar, sidecar_path
+from .metadata import DetectorSampling, FoundMetadata, Quantities, complete, read_sidecar, sidecar_path
 from .nion import is_nion_h5, read_ndata, read_nion_h5
-
-FORMATS = ("canonical", "nion", "dectris", "emd")
-
 
 def find_metadata(path: Path) -> FoundMetadata | None:
     """What the file itself says; ``None`` for the canonical format (already complete)."""
@@ -40,35 +37,36 @@ def find_metadata(path: Path) -> FoundMetadata | None:
                          "or EMD 1.0 file)")
 
 
-def load_overrides(path: Path, given: MetadataOverrides | None = None, metadata_file: Path | None = None
-                   ) -> MetadataOverrides:
+def load_overrides(path: Path, given: Quantities | None = None, metadata_file: Path | None = None
+                   ) -> Quantities:
     """The user's values: command-line ``given`` over the sidecar (explicit or beside the file)."""
     sidecar = metadata_file or sidecar_path(path)
-    base = read_sidecar(sidecar) if metadata_file is not None or sidecar.is_file() else MetadataOverrides()
-    return (given or MetadataOverrides()).merged_over(base)
+    base = read_sidecar(sidecar) if metadata_file is not None or sidecar.is_file() else Quantities()
+    return (given or Quantities()).merged_over(base)
 
 
-def open_recording(path: str | Path, given: MetadataOverrides | None = None,
+def open_recording(path: str | Path, given: Quantities | None = None,
                    metadata_file: Path | None = None) -> Acquisition:
     """Any supported recording → ``Acquisition`` (frames stay on disk)."""
     path = Path(path)
     found = find_metadata(path)
     if found is None:
-        if given is not None and given != MetadataOverrides():
+        if given is not None and given != Quantities():
             return _check_canonical(read_recording(path), given, path)
         return read_recording(path)
     return complete(found, load_overrides(path, given, metadata_file), str(path))
 
 
-def _check_canonical(acquisition: Acquisition, given: MetadataOverrides, path: Path) -> Acquisition:
+def _check_canonical(acquisition: Acquisition, given: Quantities, path: Path) -> Acquisition:
     """A canonical file is complete; options may only repeat what it says."""
-    found = FoundMetadata(
-        format="canonical", frames=acquisition.frames, positions_angstrom=acquisition.positions_angstrom,
-        scan_shape=acquisition.scan.shape if acquisition.scan else None,
-        scan_step_angstrom=acquisition.scan.step_angstrom if acquisition.scan else None,
-        energy_ev=acquisition.optics.energy_ev, semiangle_mrad=acquisition.optics.semiangle_mrad,
-        c10_angstrom=acquisition.optics.c10_angstrom, c30_angstrom=acquisition.optics.c30_angstrom,
+    optics, scan = acquisition.optics, acquisition.scan
+    said = Quantities(
+        scan_shape=scan.shape if scan else None, scan_step_angstrom=scan.step_angstrom if scan else None,
+        energy_ev=optics.energy_ev, semiangle_mrad=optics.semiangle_mrad, c10_angstrom=optics.c10_angstrom,
+        c30_angstrom=optics.c30_angstrom,
         detector_sampling=DetectorSampling(acquisition.detector_sampling_inv_angstrom, "1/A"),
         electrons_per_pattern=acquisition.electrons_per_pattern)
+    found = FoundMetadata(format="canonical", frames=acquisition.frames, quantities=said,
+                          positions_angstrom=acquisition.positions_angstrom)
     complete(found, given, str(path))  # raises on a contradiction
     return acquisition

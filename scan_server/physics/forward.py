@@ -103,12 +103,6 @@ def centred_far_field(exit_wave: torch.Tensor, size_px: int) -> torch.Tensor:
     return far_field[..., index, :][..., index]
 
 
-def far_field_intensity(exit_wave: torch.Tensor) -> torch.Tensor:
-    """|F[exit]|² (n, N, N), unitary DFT, zero frequency at the centre."""
-    far_field = centred_far_field(exit_wave, exit_wave.shape[-1])
-    return far_field.real**2 + far_field.imag**2
-
-
 def detector_intensity(exit_wave: torch.Tensor, geometry: SamplingGeometry) -> torch.Tensor:
     """Exit waves (n, N, N) → recorded patterns (n, M, M) as fractions of the incident beam.
 

@@ -233,7 +233,7 @@ def reconstruct_acquisition(acquisition: Acquisition, indices: np.ndarray, setti
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     grid = ObjectGrid.covering(acquisition.positions_angstrom, geometry)
     positions = acquisition.positions_angstrom[indices]
-    frames = np.asarray(acquisition.frames[indices] if len(indices) < acquisition.count else acquisition.frames[:])
+    frames = np.asarray(acquisition.frames[indices])
     started = time.perf_counter()
     batch = prepare_batch([frames], [positions], [acquisition.optics], grid, geometry, device)
     potential = reconstruct(batch, settings, progress=progress)[0]

@@ -6,11 +6,10 @@ next Halton points: K(θ) = Σ_t ||R_t − R_t^init||² (eq. C1), averaged over 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..evaluation.baselines import halton_unit
-from ..pipeline import EpisodeBatch, reconstruct_batch
+from ..pipeline import Acquired, EpisodeBatch, reconstruct_episodes
 from ..policy.model import AdaptiveModel
 from .data import TrainingData
 from .run import StageState
@@ -23,20 +22,20 @@ def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds:
     last positions (B, T−1, n, 2), latents (B, T−1, D), targets (B, T−1, n, 2)."""
     n = model.settings.policy.subsequence
     sequences = [halton_unit(steps * n, seed) for seed in seeds]
-    for microscope in batch.microscopes:
+    acquired = [Acquired() for _ in batch.microscopes]
+    for microscope, episode, sequence in zip(batch.microscopes, acquired, sequences):
         microscope.reset()
-    chosen = [[m.nearest_unused(m.to_angstrom(s[:n]))] for m, s in zip(batch.microscopes, sequences)]
+        episode.add(microscope.acquire(microscope.to_angstrom(sequence[:n])))
     inputs, latents, targets = [], [], []
     with torch.no_grad():
         for t in range(1, steps):
-            potential = reconstruct_batch(batch, [np.concatenate(c) for c in chosen], rop_iterations, batch.device)
-            latents.append(model.encode(potential, batch.region))
-            inputs.append(torch.stack([torch.as_tensor(m.to_unit(m.recorded[c[-1]]), dtype=torch.float32)
-                                       for m, c in zip(batch.microscopes, chosen)]).to(batch.device))
+            latents.append(model.encode(reconstruct_episodes(batch, acquired, rop_iterations), batch.region))
+            inputs.append(torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
+                                       for m, e in zip(batch.microscopes, acquired)]).to(batch.device))
             targets.append(torch.stack([torch.as_tensor(s[t * n:(t + 1) * n], dtype=torch.float32)
                                         for s in sequences]).to(batch.device))
-            for b, (microscope, sequence) in enumerate(zip(batch.microscopes, sequences)):
-                chosen[b].append(microscope.nearest_unused(microscope.to_angstrom(sequence[t * n:(t + 1) * n])))
+            for microscope, episode, sequence in zip(batch.microscopes, acquired, sequences):
+                episode.add(microscope.acquire(microscope.to_angstrom(sequence[t * n:(t + 1) * n])))
     return torch.stack(inputs, 1), torch.stack(latents, 1), torch.stack(targets, 1)
 
 

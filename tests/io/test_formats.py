@@ -10,7 +10,7 @@ import pytest
 
 from scan_server.errors import RecordingError
 from scan_server.io.dectris import write_dectris
-from scan_server.io.metadata import DetectorSampling, MetadataOverrides, MissingMetadataError
+from scan_server.io.metadata import DetectorSampling, Quantities, MissingMetadataError
 from scan_server.io.nion import write_nion
 from scan_server.io.open import open_recording
 
@@ -60,10 +60,10 @@ def test_dectris_without_scan_shape_is_refused_not_guessed(tmp_path, sample_acqu
     (tmp_path / "scan.metadata.json").unlink()
     with pytest.raises(MissingMetadataError, match=r"scan shape \(--scan-shape NY NX\)"):
         open_recording(master)
-    given = MetadataOverrides(scan_shape=(6, 7), scan_step_angstrom=0.25, semiangle_mrad=25.0, c10_angstrom=-12.0)
+    given = Quantities(scan_shape=(6, 7), scan_step_angstrom=0.25, semiangle_mrad=25.0, c10_angstrom=-12.0)
     assert open_recording(master, given).count == 42
     with pytest.raises(RecordingError, match="42 frames"):
-        open_recording(master, MetadataOverrides(**{**given.__dict__, "scan_shape": (7, 7)}))
+        open_recording(master, Quantities(**{**given.__dict__, "scan_shape": (7, 7)}))
 
 
 def test_dectris_missing_data_file_is_named(tmp_path, sample_acquisition):
@@ -91,7 +91,7 @@ def test_emd_datacube_written_by_emdfile(tmp_path):
     root = emdfile.Root(name="root")
     root.tree(cube)
     emdfile.save(str(tmp_path / "cube.emd"), root, mode="o")
-    given = MetadataOverrides(energy_ev=200e3, semiangle_mrad=20.0, c10_angstrom=0.0)
+    given = Quantities(energy_ev=200e3, semiangle_mrad=20.0, c10_angstrom=0.0)
     read = open_recording(tmp_path / "cube.emd", given)
     np.testing.assert_array_equal(read.frames[:], data.reshape(20, 12, 12))
     assert read.scan.shape == (5, 4) and read.scan.step_angstrom == pytest.approx(0.3)
@@ -117,7 +117,7 @@ def test_dectris_files_written_outside_the_project_match_the_nion_ones(data_dir)
     with pytest.raises(MissingMetadataError, match="scan shape"):
         open_recording(data_dir / "mos2_abtem_20x20_master.h5")
     nion = open_recording(data_dir / "mos2_abtem_20x20.h5")
-    given = MetadataOverrides(scan_shape=(20, 20), scan_step_angstrom=0.2, semiangle_mrad=33.0,
+    given = Quantities(scan_shape=(20, 20), scan_step_angstrom=0.2, semiangle_mrad=33.0,
                               c10_angstrom=nion.optics.c10_angstrom,
                               detector_sampling=DetectorSampling(0.4759, "1/nm"))
     dectris = open_recording(data_dir / "mos2_abtem_20x20_master.h5", given)

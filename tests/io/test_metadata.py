@@ -5,15 +5,15 @@ import pytest
 
 from scan_server.errors import ParameterError, RecordingError
 from scan_server.io.metadata import (ContradictoryMetadataError, DetectorSampling, FoundMetadata,
-                                     MetadataOverrides, MissingMetadataError, complete, read_sidecar)
+                                     Quantities, MissingMetadataError, complete, read_sidecar)
 from scan_server.units import detector_sampling_inv_angstrom, electron_wavelength_angstrom
 
-COMPLETE = MetadataOverrides(scan_shape=(2, 3), scan_step_angstrom=0.5, energy_ev=60e3, semiangle_mrad=30.0,
+COMPLETE = Quantities(scan_shape=(2, 3), scan_step_angstrom=0.5, energy_ev=60e3, semiangle_mrad=30.0,
                              c10_angstrom=0.0, detector_sampling=DetectorSampling(0.5, "1/nm"))
 
 
 def _found(**kwargs) -> FoundMetadata:
-    return FoundMetadata(format="test", frames=np.zeros((6, 8, 8)), **kwargs)
+    return FoundMetadata(format="test", frames=np.zeros((6, 8, 8)), quantities=Quantities(**kwargs))
 
 
 @pytest.mark.parametrize("value, unit, expected", [
@@ -34,7 +34,7 @@ def test_angular_sampling_needs_the_energy_and_unknown_units_are_refused():
 
 def test_missing_quantities_are_all_named_with_their_option():
     with pytest.raises(MissingMetadataError) as error:
-        complete(_found(energy_ev=60e3), MetadataOverrides(), "x_master.h5")
+        complete(_found(energy_ev=60e3), Quantities(), "x_master.h5")
     message = str(error.value)
     for option in ("--scan-shape NY NX", "--scan-step-angstrom", "--semiangle-mrad", "--c10-angstrom",
                    "--detector-sampling"):
@@ -55,7 +55,7 @@ def test_contradictions_are_errors_but_equal_values_in_other_units_are_not():
     same = _found(energy_ev=60e3, detector_sampling=DetectorSampling(0.05, "1/A"))
     assert complete(same, COMPLETE, "x.h5").detector_sampling_inv_angstrom == pytest.approx(0.05)
     with pytest.raises(ContradictoryMetadataError, match="scan shape 2 × 2 = 4 positions, but the file holds 6"):
-        complete(_found(), MetadataOverrides(**{**COMPLETE.__dict__, "scan_shape": (2, 2)}), "x.h5")
+        complete(_found(), Quantities(**{**COMPLETE.__dict__, "scan_shape": (2, 2)}), "x.h5")
 
 
 def test_sidecar_is_validated(tmp_path):
@@ -73,7 +73,7 @@ def test_sidecar_is_validated(tmp_path):
 
 
 def test_command_line_overrides_the_sidecar():
-    sidecar = MetadataOverrides(energy_ev=60e3, semiangle_mrad=20.0)
-    given = MetadataOverrides(semiangle_mrad=33.0)
+    sidecar = Quantities(energy_ev=60e3, semiangle_mrad=20.0)
+    given = Quantities(semiangle_mrad=33.0)
     merged = given.merged_over(sidecar)
     assert merged.energy_ev == 60e3 and merged.semiangle_mrad == 33.0
