@@ -166,6 +166,21 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluation", type=Path, metavar="REPORT_JSON", help="record an evaluation's figures in the card")
 
 
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("serve", help="run the scan service (HTTP control plane + ZeroMQ data plane)",
+                            description="Settings come from SCAN_SERVER_* environment variables and an optional "
+                                        "TOML/JSON file; options here override both. The token is read from "
+                                        "SCAN_SERVER_TOKEN or the file only (never the command line). "
+                                        "See docs/service.md.")
+    p.add_argument("--config", type=Path, help="settings file (.toml or .json)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; others need a token)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--zmq-port", type=int, help="ZeroMQ port (default 5555)")
+    p.add_argument("--model", help="model name in models/ or a folder ('' for none; default mos2-cpu-v1)")
+    p.add_argument("--data-dir", type=Path, help="session recordings and index (default ./sessions)")
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scan-server", description="Adaptive scanning for electron ptychography.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_export(commands)
     _add_demo(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -350,6 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .policy.checkpoint import export_model
 
             print(f"installed {export_model(args.run, args.models, args.name, args.evaluation)}")
+        elif args.command == "serve":
+            from .service.serve import serve
+            from .service.settings import load_settings
+
+            serve(load_settings(args.config, host=args.host, port=args.port, zmq_port=args.zmq_port,
+                                model=args.model, data_dir=args.data_dir, device=args.device))
         elif args.command == "demo":
             from .demo import run_demo
 

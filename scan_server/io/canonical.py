@@ -33,6 +33,25 @@ def frame_dtype(max_counts: float | None, noise_free: bool) -> np.dtype:
     return np.dtype(np.uint16) if max_counts is not None and max_counts < 65535 else np.dtype(np.uint32)
 
 
+def write_header(f: h5py.File, optics: ProbeOptics, detector_px: int, detector_sampling_inv_angstrom: float,
+                 scan: RasterScan | None = None, electrons_per_pattern: float | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+    """The root and ``/acquisition`` attributes (``complete`` starts false)."""
+    f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": False})
+    acq = f.create_group("acquisition")
+    acq.attrs.update({
+        "energy_ev": optics.energy_ev, "semiangle_mrad": optics.semiangle_mrad,
+        "c10_angstrom": optics.c10_angstrom, "c30_angstrom": optics.c30_angstrom,
+        "aberrations_json": json.dumps(dict(optics.aberrations)),
+        "detector_px": detector_px, "detector_sampling_inv_angstrom": detector_sampling_inv_angstrom,
+        "electrons_per_pattern": np.nan if electrons_per_pattern is None else electrons_per_pattern,
+    })
+    if scan is not None:
+        acq.attrs["scan_shape"] = np.asarray(scan.shape, dtype=np.int64)
+        acq.attrs["scan_step_angstrom"] = scan.step_angstrom
+    f.attrs["metadata_json"] = json.dumps(metadata or {})
+
+
 class RecordingWriter:
     """Write a recording chunk by chunk. Use as a context manager.
 
@@ -49,24 +68,12 @@ class RecordingWriter:
         positions = np.asarray(positions_angstrom, dtype=np.float64)
         self._file = h5py.File(self.partial, "w")
         f = self._file
-        f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": False})
         compression = hdf5plugin.Bitshuffle(cname="lz4") if np.dtype(frames_dtype).kind == "u" else {}
         chunk = (min(64, len(positions)), detector_px, detector_px)
         self.frames = f.create_dataset("frames", shape=(len(positions), detector_px, detector_px),
                                        dtype=frames_dtype, chunks=chunk, **compression)
         f.create_dataset("positions_angstrom", data=positions)
-        acq = f.create_group("acquisition")
-        acq.attrs.update({
-            "energy_ev": optics.energy_ev, "semiangle_mrad": optics.semiangle_mrad,
-            "c10_angstrom": optics.c10_angstrom, "c30_angstrom": optics.c30_angstrom,
-            "aberrations_json": json.dumps(dict(optics.aberrations)),
-            "detector_px": detector_px, "detector_sampling_inv_angstrom": detector_sampling_inv_angstrom,
-            "electrons_per_pattern": np.nan if electrons_per_pattern is None else electrons_per_pattern,
-        })
-        if scan is not None:
-            acq.attrs["scan_shape"] = np.asarray(scan.shape, dtype=np.int64)
-            acq.attrs["scan_step_angstrom"] = scan.step_angstrom
-        f.attrs["metadata_json"] = json.dumps(metadata or {})
+        write_header(f, optics, detector_px, detector_sampling_inv_angstrom, scan, electrons_per_pattern, metadata)
 
     def write_frames(self, start: int, frames: np.ndarray) -> None:
         """Store frames [start, start + len(frames))."""

@@ -53,7 +53,13 @@ class TrainingData:
         self.acquisitions: list[Acquisition] = [open_recording(p) for p in mine]
 
     def describe(self) -> dict:
-        return {"folder": str(self.folder), "recordings": [p.name for p in self.paths], "sha256": self.hash}
+        first = self.acquisitions[0]
+        geometry = {"detector_px": first.detector_px,
+                    "detector_sampling_inv_angstrom": first.detector_sampling_inv_angstrom,
+                    "energy_ev": first.optics.energy_ev, "semiangle_mrad": first.optics.semiangle_mrad,
+                    "field_of_view_angstrom": np.ptp(first.positions_angstrom, axis=0).tolist()}
+        return {"folder": str(self.folder), "recordings": [p.name for p in self.paths], "sha256": self.hash,
+                "geometry": geometry}
 
     def sample(self, rng: np.random.Generator, count: int) -> list[Acquisition]:
         return [self.acquisitions[i] for i in rng.integers(0, len(self.acquisitions), count)]

@@ -1,0 +1,91 @@
+"""``create_app(settings)``: the FastAPI application with its ZeroMQ data plane.
+
+Nothing is built at import: the lifespan loads the model, opens the session index
+(resuming open sessions) and starts the ZeroMQ thread; shutdown stops them in reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..device import choose_device
+from ..errors import ScanServerError
+from ..policy.checkpoint import load_model_folder
+from ..training.run import CARD_FILE
+from .errors import ErrorCode, ServiceError
+from .metrics import ServiceMetrics
+from .routes import health, model, sessions, telemetry
+from .schemas import PROTOCOL_VERSION
+from .sessions import LoadedModel, SessionManager
+from .settings import ServiceSettings
+from .zmq_server import ZmqServer
+
+log = logging.getLogger("scan_server.service")
+
+
+def load_served_model(settings: ServiceSettings, device) -> LoadedModel:  # noqa: ANN001 (torch.device)
+    folder = settings.model_folder()
+    if folder is None:
+        return LoadedModel(None, None, None, "no model configured (SCAN_SERVER_MODEL is empty)")
+    if not folder.is_dir():
+        return LoadedModel(None, None, None, f"model folder {folder} not found")
+    try:
+        loaded = load_model_folder(folder, device)
+        card = json.loads((folder / CARD_FILE).read_text())
+    except (ScanServerError, OSError, ValueError, KeyError) as exc:
+        return LoadedModel(None, None, None, f"model {folder} could not be loaded: {exc}")
+    return LoadedModel(loaded, card.get("name", folder.name), card, None)
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    settings.check_exposure()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        device = choose_device(settings.device)
+        metrics = ServiceMetrics()
+        loaded = load_served_model(settings, device)
+        if loaded.error:
+            log.warning("%s: adaptive sessions are refused, the baselines are served", loaded.error)
+        manager = SessionManager(settings, loaded, device, metrics)
+        manager.start()
+        data_plane = ZmqServer(settings, manager, metrics)
+        data_plane.start()
+        app.state.settings, app.state.metrics, app.state.device = settings, metrics, device
+        app.state.loaded, app.state.manager, app.state.data_plane = loaded, manager, data_plane
+        log.info("data plane on %s, model %s, device %s", data_plane.endpoint, loaded.name, device)
+        try:
+            yield
+        finally:
+            data_plane.stop()
+            manager.close()
+
+    app = FastAPI(title="adaptive-scan-server", version=__version__, lifespan=lifespan,
+                  description=f"Control plane of the adaptive scan service (protocol {PROTOCOL_VERSION}); the "
+                              "data plane is ZeroMQ, see docs/protocol.md.")
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        request.app.state.metrics.errors.labels(exc.code.value, "http").inc()
+        return JSONResponse({"code": exc.code.value, "message": exc.message}, status_code=exc.http_status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.code == ErrorCode.unauthorized else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        request.app.state.metrics.errors.labels(ErrorCode.bad_request.value, "http").inc()
+        return JSONResponse({"code": ErrorCode.bad_request.value, "message": f"{where}: {first.get('msg')}"},
+                            status_code=422)
+
+    for router in (health.router, model.router, sessions.router, telemetry.router):
+        app.include_router(router)
+    return app

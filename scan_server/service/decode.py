@@ -1,0 +1,87 @@
+"""Batch messages → validated arrays: frames (n, M, M) float32 and positions (n, 2) Å.
+
+``raw``: one buffer, C order, little-endian ``dtype``. ``bslz4``: one part per frame in
+the Dectris form (uint64 BE uncompressed size, uint32 BE block size, bitshuffle-LZ4
+blocks), decoded by the HDF5 bitshuffle filter of hdf5plugin on an in-memory file (the
+filter's chunk format is the same), so a detector bridge forwards frames untouched."""
+
+from __future__ import annotations
+
+import struct
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from .errors import ErrorCode, ServiceError
+from .schemas import BatchHeader
+
+
+def _bslz4_frame(part: bytes, dtype: np.dtype, frame_shape: tuple[int, int]) -> np.ndarray:
+    expected = int(np.prod(frame_shape)) * dtype.itemsize
+    if len(part) < 12 or struct.unpack(">Q", part[:8])[0] != expected:
+        raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame must declare {expected} uncompressed bytes "
+                                                   "in its 12-byte header")
+    with h5py.File(f"bslz4-{id(part)}", "w", driver="core", backing_store=False) as f:
+        data = f.create_dataset("f", shape=frame_shape, chunks=frame_shape, dtype=dtype,
+                                **hdf5plugin.Bitshuffle(cname="lz4"))
+        data.id.write_direct_chunk((0, 0), part)
+        try:
+            return data[()]
+        except OSError as exc:
+            raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame does not decode ({exc})") from exc
+
+
+def encode_bslz4(frame: np.ndarray) -> bytes:
+    """One frame in the Dectris bslz4 form (for tests, the replay client and stream emulators)."""
+    frame = np.ascontiguousarray(frame)
+    with h5py.File(f"enc-{id(frame)}", "w", driver="core", backing_store=False) as f:
+        data = f.create_dataset("f", data=frame, chunks=frame.shape, **hdf5plugin.Bitshuffle(cname="lz4"))
+        _, chunk = data.id.read_direct_chunk((0,) * frame.ndim)
+        return bytes(chunk)
+
+
+def decode_frames(header: BatchHeader, parts: list[bytes], detector_px: int) -> np.ndarray:
+    """Frames (n, M, M) float32; every inconsistency is a ServiceError with its code."""
+    n, ky, kx = header.shape
+    if (ky, kx) != (detector_px, detector_px):
+        raise ServiceError(ErrorCode.bad_shape, f"frames are {ky}×{kx} px but the session's detector is "
+                                                f"{detector_px}×{detector_px}")
+    if n != len(header.positions_angstrom):
+        raise ServiceError(ErrorCode.count_mismatch, f"{n} frames but {len(header.positions_angstrom)} positions")
+    dtype = np.dtype(header.dtype).newbyteorder("<")
+    if header.encoding == "raw":
+        if len(parts) != 1:
+            raise ServiceError(ErrorCode.bad_encoding, f"raw frames come in one part, got {len(parts)}")
+        if len(parts[0]) != n * ky * kx * dtype.itemsize:
+            raise ServiceError(ErrorCode.bad_encoding, f"the frame buffer holds {len(parts[0])} bytes; shape "
+                                                       f"{list(header.shape)} of {header.dtype} needs "
+                                                       f"{n * ky * kx * dtype.itemsize}")
+        frames = np.frombuffer(parts[0], dtype=dtype).reshape(n, ky, kx)
+    else:
+        if len(parts) != n:
+            raise ServiceError(ErrorCode.bad_encoding, f"bslz4 frames come one per part: {n} frames, "
+                                                       f"{len(parts)} parts")
+        frames = np.stack([_bslz4_frame(p, dtype, (ky, kx)) for p in parts])
+    frames = frames.astype(np.float32)
+    if not np.isfinite(frames).all():
+        raise ServiceError(ErrorCode.non_finite, "frames hold NaN or inf")
+    if (frames < 0).any():
+        raise ServiceError(ErrorCode.non_finite, "frames hold negative counts")
+    return frames
+
+
+def decode_positions(header: BatchHeader, field_of_view_angstrom: tuple[float, float],
+                     tolerance: float) -> np.ndarray:
+    """Reported positions (n, 2) Å; finite and inside the field of view ± ``tolerance`` of its side."""
+    positions = np.asarray(header.positions_angstrom, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(positions).all():
+        raise ServiceError(ErrorCode.invalid_positions, "positions hold NaN or inf")
+    fov = np.asarray(field_of_view_angstrom)
+    margin = tolerance * fov
+    outside = ((positions < -margin) | (positions > fov + margin)).any(axis=1)
+    if outside.any():
+        bad = positions[int(np.flatnonzero(outside)[0])].round(3).tolist()
+        raise ServiceError(ErrorCode.invalid_positions, f"position {bad} Å lies outside the field of view "
+                                                        f"(0…{fov.tolist()} Å ± {tolerance:.0%})")
+    return positions

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ... import __version__
+from ..schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, summary="liveness and readiness (no token needed)")
+def health(request: Request) -> Health:
+    state = request.app.state
+    loaded = state.loaded
+    return Health(version=__version__, model_loaded=loaded.model is not None, model=loaded.name,
+                  model_error=loaded.error, device=str(state.device), data_endpoint=state.data_plane.endpoint,
+                  open_sessions=state.manager.open_count)

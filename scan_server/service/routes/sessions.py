@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import matplotlib
+import numpy as np
+from fastapi import APIRouter, Request, Response
+
+from ..deps import Authorised, Manager
+from ..errors import ErrorCode, ServiceError
+from ..schemas import AcquisitionSpec, SessionOpened, SessionStatus
+
+router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorised])
+
+
+def _check_id(session_id: str) -> None:
+    if len(session_id) != 16 or any(c not in "0123456789abcdef" for c in session_id):
+        raise ServiceError(ErrorCode.unknown_session, f"no session {session_id!r} on this server")
+
+
+@router.post("", response_model=SessionOpened, status_code=201,
+             summary="open a scan session; answers the first sub-sequence and the data endpoint")
+def open_session(spec: AcquisitionSpec, manager: Manager, request: Request) -> SessionOpened:
+    session, warnings = manager.open(spec)
+    return SessionOpened(session_id=session.id, strategy=spec.strategy,
+                         positions_angstrom=session.planned.tolist(), seq=0,
+                         data_endpoint=request.app.state.data_plane.endpoint, model=session.record.model,
+                         warnings=warnings)
+
+
+@router.get("/{session_id}", response_model=SessionStatus, summary="step, positions acquired/planned, timings")
+def session_status(session_id: str, manager: Manager) -> SessionStatus:
+    _check_id(session_id)
+    return manager.get(session_id).status_model()
+
+
+@router.get("/{session_id}/reconstruction", summary="the current reconstruction: .npy (complex64) or PNG (phase)",
+            responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}})
+def reconstruction(session_id: str, manager: Manager, format: Literal["npy", "png"] = "npy") -> Response:
+    _check_id(session_id)
+    potential = manager.reconstruction(session_id)
+    buffer = io.BytesIO()
+    if format == "npy":
+        np.save(buffer, potential.astype(np.complex64), allow_pickle=False)
+        return Response(buffer.getvalue(), media_type="application/octet-stream")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.imsave(buffer, potential.real, cmap="gray", format="png")
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+@router.delete("/{session_id}", response_model=SessionStatus, summary="finish: flush and close the recording")
+def finish_session(session_id: str, manager: Manager) -> SessionStatus:
+    _check_id(session_id)
+    return manager.finish(session_id).status_model()

@@ -1,0 +1,149 @@
+"""Message schemas of both planes (pydantic). HTTP bodies appear in the OpenAPI schema at
+/openapi.json; ZeroMQ headers are documented in docs/protocol.md. One schema per direction."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROTOCOL_VERSION = "1.0"
+Strategy = Literal["adaptive", "halton", "random", "raster"]
+#: dtypes a batch may carry (little-endian; counts or expected intensities)
+FRAME_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
+Position = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcquisitionSpec(_Strict):
+    """What the microscope will do: optics, field of view, detector, budget and strategy.
+    Positions are (y, x) in Å from the field of view's first corner; the field of view
+    runs from (0, 0) to ``field_of_view_angstrom``."""
+
+    energy_ev: float = Field(gt=0, le=1e7, description="beam energy (eV)")
+    semiangle_mrad: float = Field(gt=0, le=500, description="convergence semi-angle (mrad)")
+    c10_angstrom: float = Field(0.0, ge=-1e5, le=1e5, description="C10 = −defocus (Å)")
+    c30_angstrom: float = Field(0.0, ge=-1e9, le=1e9, description="spherical aberration Cs (Å)")
+    field_of_view_angstrom: tuple[float, float] = Field(description="scan field of view (y, x) in Å")
+    detector_px: int = Field(ge=4, le=1024, description="detector side in pixels (square, even)")
+    detector_sampling_inv_angstrom: float = Field(gt=0, le=10, description="detector pixel in Å⁻¹")
+    total_positions: int = Field(250, ge=1, description="the session's budget of probe positions")
+    subsequence: int = Field(50, ge=1, le=10000, description="positions per reply")
+    strategy: Strategy = "adaptive"
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the random/Halton sequences")
+    electrons_per_pattern: float | None = Field(None, gt=0, description="beam current per pattern (metadata)")
+    label: str = Field("", max_length=200, description="free text kept with the recording")
+
+    @field_validator("field_of_view_angstrom")
+    @classmethod
+    def _positive_fov(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(v) and 0 < v <= 1e4 for v in value):
+            raise ValueError("both sides of the field of view must be in (0, 10000] Å")
+        return value
+
+    @field_validator("detector_px")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("detector_px must be even")
+        return value
+
+
+class Timings(BaseModel):
+    """Per-stage wall times of one step, in ms."""
+
+    decode_ms: float = 0.0
+    persist_ms: float = 0.0
+    reconstruct_ms: float = 0.0
+    decide_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class SessionOpened(BaseModel):
+    session_id: str
+    strategy: Strategy
+    positions_angstrom: list[Position] = Field(description="the first sub-sequence, (y, x) Å")
+    seq: int = Field(0, description="seq of the first batch to send")
+    data_endpoint: str = Field(description="ZeroMQ address to send batches to")
+    protocol_version: str = PROTOCOL_VERSION
+    model: str | None = Field(description="model name (adaptive) or null")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SessionStatus(BaseModel):
+    session_id: str
+    status: Literal["open", "finished", "expired"]
+    strategy: Strategy
+    spec: AcquisitionSpec
+    step: int = Field(description="batches accepted")
+    positions_acquired: int
+    positions_planned: int = Field(description="total_positions of the spec")
+    next_seq: int
+    fallbacks: int = Field(description="replies that carried Halton points because the decision was late")
+    last_timings: Timings | None
+    model: str | None
+    recording: str = Field(description="path of the session's HDF5 recording on the server")
+    created_at: float
+    updated_at: float
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    protocol_version: str = PROTOCOL_VERSION
+    model_loaded: bool
+    model: str | None
+    model_error: str | None = Field(None, description="why no model is loaded, when none is")
+    device: str
+    data_endpoint: str | None
+    open_sessions: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+# ---- ZeroMQ data plane -------------------------------------------------------------
+
+class BatchHeader(_Strict):
+    """Part 0 of a batch message (JSON). The frame buffer follows: one part (``raw``, C order)
+    or one part per frame (``bslz4``: Dectris bitshuffle-LZ4 with its 12-byte header)."""
+
+    type: Literal["batch"]
+    session_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0, le=2**31)
+    token: str | None = Field(None, max_length=4096)
+    positions_angstrom: list[Position] = Field(max_length=100000)
+    dtype: str
+    shape: tuple[int, int, int]
+    encoding: Literal["raw", "bslz4"] = "raw"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BatchHeader:
+        if self.dtype not in FRAME_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(FRAME_DTYPES)}")
+        if min(self.shape) < 1:
+            raise ValueError("shape must be positive")
+        return self
+
+
+class PositionsReply(BaseModel):
+    type: Literal["positions"] = "positions"
+    session_id: str
+    seq: int = Field(description="seq of the batch this answers")
+    positions_angstrom: list[Position] = Field(description="next positions (y, x) Å; empty when done")
+    done: bool
+    fallback: bool = Field(False, description="true: the decision was late; these are the next Halton points")
+    timings: Timings
+
+
+class ErrorReply(BaseModel):
+    type: Literal["error"] = "error"
+    seq: int | None = None
+    code: str
+    message: str

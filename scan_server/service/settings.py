@@ -1,0 +1,101 @@
+"""Service settings (pydantic-settings): environment variables ``SCAN_SERVER_*`` and an
+optional TOML or JSON file (``scan-server serve --config FILE``). Every field is
+documented in docs/service.md; precedence: command line > environment > file > default."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..errors import ParameterError
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one server process."""
+
+    model_config = SettingsConfigDict(env_prefix="SCAN_SERVER_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address of both endpoints; loopback unless a token is set")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port (0: any free port)")
+    zmq_port: int = Field(5555, ge=0, le=65535, description="ZeroMQ ROUTER port (0: any free port)")
+    token: SecretStr | None = Field(None, description="bearer token required on every route but /health "
+                                                      "and in every ZeroMQ header")
+    models_dir: Path = Field(Path("models"), description="folder of installed models")
+    model: str | None = Field("mos2-cpu-v1", description="model folder name in models_dir, or a path; "
+                                                         "empty: no model (baselines only)")
+    device: str = Field("auto", description="auto, cpu or cuda[:N]")
+    data_dir: Path = Field(Path("sessions"), description="session recordings and the SQLite index")
+    max_sessions: int = Field(16, ge=1, description="open sessions at once")
+    max_positions: int = Field(10000, ge=1, description="largest total_positions a session may ask for")
+    max_object_px: int = Field(4096, ge=64, description="largest side of a session's reconstruction grid")
+    max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest ZeroMQ batch message")
+    idle_timeout_s: float = Field(900.0, gt=0, description="an idle open session is finished after this")
+    decision_deadline_ms: float = Field(0.0, ge=0, description="reply with Halton points when a decision "
+                                                               "takes longer (0: always wait)")
+    rop_iterations: int = Field(5, ge=1, le=100, description="ROP iterations per step (paper: 5)")
+    compute_workers: int = Field(2, ge=1, description="decisions computed at once")
+
+    @field_validator("model")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    def model_folder(self) -> Path | None:
+        if self.model is None:
+            return None
+        path = Path(self.model)
+        return path if path.is_absolute() or path.parent != Path(".") else self.models_dir / self.model
+
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token is not None else None
+
+    def check_exposure(self) -> None:
+        """Refuse to listen on a non-loopback address without a token."""
+        if not is_loopback(self.host) and not self.token_value():
+            raise ParameterError(f"refusing to bind {self.host} without a token: set SCAN_SERVER_TOKEN "
+                                 "(or token in the config file), or bind 127.0.0.1")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML (``.toml``) or JSON file; unknown keys are an error later."""
+    if not path.is_file():
+        raise ParameterError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"config file {path}: cannot parse ({exc})") from exc
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> ServiceSettings:
+    """File values < environment < explicit overrides (``None`` overrides are ignored)."""
+    from pydantic import ValidationError
+
+    file_values = read_config_file(config) if config is not None else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        env_only = ServiceSettings()  # environment + defaults
+        env_set = {k: getattr(env_only, k) for k in env_only.model_fields_set}
+        return ServiceSettings(**{**file_values, **env_set, **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ParameterError(f"setting {where}: {first['msg']}") from exc
