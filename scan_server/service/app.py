@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..device import choose_device
@@ -31,7 +32,7 @@ from .zmq_server import ZmqServer
 log = logging.getLogger("scan_server.service")
 
 
-def load_served_model(settings: ServiceSettings, device) -> LoadedModel:  # noqa: ANN001 (torch.device)
+def load_served_model(settings: ServiceSettings, device) -> LoadedModel:
     folder = settings.model_folder()
     if folder is None:
         return LoadedModel(None, None, None, "no model configured (SCAN_SERVER_MODEL is empty)")
@@ -85,6 +86,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         request.app.state.metrics.errors.labels(ErrorCode.bad_request.value, "http").inc()
         return JSONResponse({"code": ErrorCode.bad_request.value, "message": f"{where}: {first.get('msg')}"},
                             status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code,
+                                                                                 ErrorCode.bad_request)
+        return JSONResponse({"code": code.value, "message": str(exc.detail)}, status_code=exc.status_code)
 
     for router in (health.router, model.router, sessions.router, telemetry.router):
         app.include_router(router)

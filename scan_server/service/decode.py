@@ -14,14 +14,36 @@ import hdf5plugin
 import numpy as np
 
 from .errors import ErrorCode, ServiceError
-from .schemas import BatchHeader
+from .schemas import FRAME_DTYPES, BatchHeader
+
+
+def _check_bslz4_blocks(part: bytes, elements: int, itemsize: int) -> None:
+    """Walk the LZ4 blocks (each: uint32 BE compressed size, data); they must fill the buffer
+    exactly. (The filter itself decodes a truncated buffer silently into wrong counts.)"""
+    block_bytes = struct.unpack(">I", part[8:12])[0]
+    block_elements = block_bytes // itemsize if block_bytes else 0
+    if block_elements == 0 or block_elements % 8:
+        raise ServiceError(ErrorCode.bad_encoding, f"bslz4 block size {block_bytes} bytes is not a multiple of "
+                                                   "8 elements")
+    compressed_elements = elements - elements % 8
+    blocks = -(-compressed_elements // block_elements)
+    offset = 12
+    for _ in range(blocks):
+        if offset + 4 > len(part):
+            break
+        offset += 4 + struct.unpack(">I", part[offset:offset + 4])[0]
+    if offset + (elements % 8) * itemsize != len(part):
+        raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame of {len(part)} bytes does not hold the "
+                                                   f"{blocks} blocks its header announces (truncated or padded?)")
 
 
 def _bslz4_frame(part: bytes, dtype: np.dtype, frame_shape: tuple[int, int]) -> np.ndarray:
-    expected = int(np.prod(frame_shape)) * dtype.itemsize
+    elements = int(np.prod(frame_shape))
+    expected = elements * dtype.itemsize
     if len(part) < 12 or struct.unpack(">Q", part[:8])[0] != expected:
         raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame must declare {expected} uncompressed bytes "
                                                    "in its 12-byte header")
+    _check_bslz4_blocks(part, elements, dtype.itemsize)
     with h5py.File(f"bslz4-{id(part)}", "w", driver="core", backing_store=False) as f:
         data = f.create_dataset("f", shape=frame_shape, chunks=frame_shape, dtype=dtype,
                                 **hdf5plugin.Bitshuffle(cname="lz4"))
@@ -49,6 +71,8 @@ def decode_frames(header: BatchHeader, parts: list[bytes], detector_px: int) -> 
                                                 f"{detector_px}×{detector_px}")
     if n != len(header.positions_angstrom):
         raise ServiceError(ErrorCode.count_mismatch, f"{n} frames but {len(header.positions_angstrom)} positions")
+    if header.dtype not in FRAME_DTYPES:
+        raise ServiceError(ErrorCode.bad_dtype, f"dtype {header.dtype!r}: use one of {', '.join(FRAME_DTYPES)}")
     dtype = np.dtype(header.dtype).newbyteorder("<")
     if header.encoding == "raw":
         if len(parts) != 1:

@@ -24,6 +24,8 @@ class ErrorCode(str, Enum):
     model_unavailable = "model_unavailable"      # adaptive asked for but no model is loaded
     too_many_sessions = "too_many_sessions"
     storage_failed = "storage_failed"            # the batch could not be persisted; state unchanged
+    not_found = "not_found"                      # no such route
+    method_not_allowed = "method_not_allowed"
     internal_error = "internal_error"
 
 
@@ -34,7 +36,7 @@ HTTP_STATUS = {
     ErrorCode.bad_dtype: 422, ErrorCode.bad_encoding: 422, ErrorCode.non_finite: 422,
     ErrorCode.invalid_positions: 422, ErrorCode.message_too_large: 413, ErrorCode.unsupported_spec: 422,
     ErrorCode.model_unavailable: 503, ErrorCode.too_many_sessions: 503, ErrorCode.storage_failed: 507,
-    ErrorCode.internal_error: 500,
+    ErrorCode.not_found: 404, ErrorCode.method_not_allowed: 405, ErrorCode.internal_error: 500,
 }
 
 

@@ -119,14 +119,12 @@ class BatchHeader(_Strict):
     seq: int = Field(ge=0, le=2**31)
     token: str | None = Field(None, max_length=4096)
     positions_angstrom: list[Position] = Field(max_length=100000)
-    dtype: str
+    dtype: str = Field(max_length=16, description=f"one of {', '.join(FRAME_DTYPES)}")
     shape: tuple[int, int, int]
     encoding: Literal["raw", "bslz4"] = "raw"
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchHeader:
-        if self.dtype not in FRAME_DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(FRAME_DTYPES)}")
         if min(self.shape) < 1:
             raise ValueError("shape must be positive")
         return self

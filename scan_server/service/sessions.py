@@ -21,14 +21,27 @@ import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
-from ..evaluation.baselines import HaltonScan, RandomScan, ScanState, ScanStrategy, SparseRasterScan, halton_unit
+from ..evaluation.baselines import (
+    HaltonScan,
+    RandomScan,
+    ScanState,
+    ScanStrategy,
+    SparseRasterScan,
+    halton_unit,
+)
 from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
 from ..policy.model import AdaptiveModel
 from ..policy.strategy import AdaptiveScan
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
 from .metrics import ServiceMetrics
-from .schemas import AcquisitionSpec, BatchHeader, PositionsReply, SessionStatus, Timings
+from .schemas import (
+    AcquisitionSpec,
+    BatchHeader,
+    PositionsReply,
+    SessionStatus,
+    Timings,
+)
 from .settings import ServiceSettings
 from .store import SessionFolder, SessionIndex, SessionRecord, StoredBatch, optics_of
 

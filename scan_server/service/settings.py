@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 

@@ -1,0 +1,122 @@
+"""The app in-process (``create_app(settings)``): settings, no model, late decisions, expiry."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import TOKEN, Wire, acquire, spec_for
+
+from scan_server.errors import ParameterError
+from scan_server.evaluation.baselines import halton_unit
+from scan_server.io.canonical import read_recording
+from scan_server.service.app import create_app
+from scan_server.service.settings import ServiceSettings, load_settings
+
+
+def _settings(tmp_path: Path, models_dir: Path, **overrides: object) -> ServiceSettings:
+    values = {"token": TOKEN, "models_dir": models_dir, "model": "tiny", "device": "cpu", "port": 0, "zmq_port": 0,
+              "data_dir": tmp_path / "sessions", **overrides}
+    return ServiceSettings(**values)
+
+
+def _client(settings: ServiceSettings) -> TestClient:
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_binding_a_public_address_without_a_token_is_refused(tmp_path, models_dir):
+    with pytest.raises(ParameterError, match="without a token"):
+        create_app(_settings(tmp_path, models_dir, host="0.0.0.0", token=None))
+    create_app(_settings(tmp_path, models_dir, host="0.0.0.0"))            # with a token: fine
+    create_app(_settings(tmp_path, models_dir, host="::1", token=None))    # loopback: fine
+
+
+def test_settings_come_from_environment_file_and_overrides(tmp_path, monkeypatch):
+    config = tmp_path / "server.toml"
+    config.write_text('port = 9000\nzmq_port = 9001\nidle_timeout_s = 60\n')
+    monkeypatch.setenv("SCAN_SERVER_TOKEN", "from-env")
+    monkeypatch.setenv("SCAN_SERVER_PORT", "9100")
+    settings = load_settings(config, zmq_port=9200)
+    assert settings.token_value() == "from-env"
+    assert settings.port == 9100            # environment over file
+    assert settings.zmq_port == 9200        # command line over both
+    assert settings.idle_timeout_s == 60    # file over default
+    config.write_text('prot = 1\n')
+    with pytest.raises(ParameterError, match="prot"):
+        load_settings(config)
+    with pytest.raises(ParameterError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_without_a_model_health_says_so_and_only_baselines_are_served(tmp_path, models_dir, recording):
+    with _client(_settings(tmp_path, models_dir, model="no-such-model")) as client:
+        health = client.get("/health").json()
+        assert health["model_loaded"] is False and "not found" in health["model_error"]
+        refused = client.post("/sessions", json=spec_for(recording, "adaptive"))
+        assert refused.status_code == 503 and refused.json()["code"] == "model_unavailable"
+        assert client.get("/model").json()["code"] == "model_unavailable"
+        assert client.post("/sessions", json=spec_for(recording, "halton")).status_code == 201
+
+
+def test_a_late_decision_is_answered_with_the_next_halton_points(tmp_path, models_dir, recording):
+    settings = _settings(tmp_path, models_dir, decision_deadline_ms=0.001)
+    with _client(settings) as client:
+        opened = client.post("/sessions", json=spec_for(recording, "adaptive", total=30)).json()
+        wire = Wire(client.app.state.data_plane.endpoint)
+        try:
+            used = np.zeros(recording.count, dtype=bool)
+            positions = np.asarray(opened["positions_angstrom"])
+            fov = np.ptp(recording.positions_angstrom, axis=0)
+            seed = client.app.state.loaded.model.settings.policy.halton_seed
+            for seq in range(3):
+                frames, actual = acquire(recording, used, positions)
+                reply = wire.batch(opened["session_id"], seq, frames, actual)
+                if reply["done"]:
+                    break
+                assert reply["fallback"] is True
+                expected = halton_unit(10, seed, skip=10 * (seq + 1)) * fov
+                np.testing.assert_allclose(reply["positions_angstrom"], expected)
+                positions = np.asarray(reply["positions_angstrom"])
+            assert reply["done"]
+            status = client.get(f"/sessions/{opened['session_id']}").json()
+            assert status["fallbacks"] == 2
+        finally:
+            wire.close()
+
+
+def test_idle_sessions_expire_and_their_recording_is_complete(tmp_path, models_dir, recording):
+    with _client(_settings(tmp_path, models_dir, idle_timeout_s=0.5)) as client:
+        opened = client.post("/sessions", json=spec_for(recording, "random", total=30)).json()
+        wire = Wire(client.app.state.data_plane.endpoint)
+        try:
+            used = np.zeros(recording.count, dtype=bool)
+            frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+            wire.batch(opened["session_id"], 0, frames, actual)
+        finally:
+            wire.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = client.get(f"/sessions/{opened['session_id']}").json()
+            if status["status"] != "open":
+                break
+            time.sleep(0.1)
+        assert status["status"] == "expired"
+        assert read_recording(status["recording"]).count == 10
+
+
+def test_too_many_sessions_are_refused(tmp_path, models_dir, recording):
+    with _client(_settings(tmp_path, models_dir, max_sessions=1)) as client:
+        assert client.post("/sessions", json=spec_for(recording, "halton")).status_code == 201
+        second = client.post("/sessions", json=spec_for(recording, "halton"))
+        assert second.status_code == 503 and second.json()["code"] == "too_many_sessions"
+
+
+def test_openapi_schema_documents_every_route(tmp_path, models_dir):
+    with _client(_settings(tmp_path, models_dir)) as client:
+        schema = client.get("/openapi.json").json()
+    assert {"/health", "/model", "/sessions", "/sessions/{session_id}", "/sessions/{session_id}/reconstruction",
+            "/metrics"} <= set(schema["paths"])
+    assert "AcquisitionSpec" in schema["components"]["schemas"]
