@@ -145,3 +145,18 @@ class ErrorReply(BaseModel):
     seq: int | None = None
     code: str
     message: str
+
+
+def protocol_json_schema() -> dict:
+    """JSON Schemas of the ZeroMQ messages (committed as docs/protocol-v1.schema.json)."""
+    return {"protocol_version": PROTOCOL_VERSION,
+            "batch_header": BatchHeader.model_json_schema(),
+            "positions_reply": PositionsReply.model_json_schema(),
+            "error_reply": ErrorReply.model_json_schema(),
+            "acquisition_spec": AcquisitionSpec.model_json_schema()}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(protocol_json_schema(), indent=2, ensure_ascii=False))

@@ -47,7 +47,7 @@ class ServiceSettings(BaseSettings):
     max_object_px: int = Field(4096, ge=64, description="largest side of a session's reconstruction grid")
     max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest ZeroMQ batch message")
     idle_timeout_s: float = Field(900.0, gt=0, description="an idle open session is finished after this")
-    decision_deadline_ms: float = Field(0.0, ge=0, description="reply with Halton points when a decision "
+    decision_deadline_ms: float = Field(500.0, ge=0, description="reply with Halton points when a decision "
                                                                "takes longer (0: always wait)")
     rop_iterations: int = Field(5, ge=1, le=100, description="ROP iterations per step (paper: 5)")
     compute_workers: int = Field(2, ge=1, description="decisions computed at once")

@@ -59,7 +59,8 @@ class Server:
 
     def start(self) -> Server:
         env = {**os.environ, "SCAN_SERVER_TOKEN": TOKEN, "SCAN_SERVER_MODELS_DIR": str(self.models_dir),
-               "SCAN_SERVER_MODEL": "tiny", "SCAN_SERVER_DEVICE": "cpu", "OMP_NUM_THREADS": "1", **self.env}
+               "SCAN_SERVER_MODEL": "tiny", "SCAN_SERVER_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
+               "SCAN_SERVER_DECISION_DEADLINE_MS": "0", **self.env}
         self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 (lives with the process)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scan_server.cli", "serve", "--port", str(self.port), "--zmq-port",

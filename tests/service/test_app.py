@@ -19,7 +19,7 @@ from scan_server.service.settings import ServiceSettings, load_settings
 
 def _settings(tmp_path: Path, models_dir: Path, **overrides: object) -> ServiceSettings:
     values = {"token": TOKEN, "models_dir": models_dir, "model": "tiny", "device": "cpu", "port": 0, "zmq_port": 0,
-              "data_dir": tmp_path / "sessions", **overrides}
+              "data_dir": tmp_path / "sessions", "decision_deadline_ms": 0, **overrides}
     return ServiceSettings(**values)
 
 
