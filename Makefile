@@ -8,7 +8,7 @@ VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 
-.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy clean
+.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy bench-service clean
 
 all: test
 
@@ -51,6 +51,10 @@ bench-replay: $(VENV)/.installed
 ## make bench-policy: REINFORCE iterations/s (cpu preset, batch 8) and one policy step's time
 bench-policy: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_policy.py
+
+## make bench-service: per-step decision latency of the server (p50, p95), one session and four at once
+bench-service: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache

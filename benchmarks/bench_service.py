@@ -1,0 +1,158 @@
+"""Per-step decision latency of the running service, one session and four at once.
+
+Starts ``scan-server serve`` (a subprocess on loopback, free ports) with the shipped model
+of the chosen preset (``models/mos2-cpu-v1`` for ``cpu``; a randomly initialised model of the
+same size when none is installed: the latency does not depend on the weights), simulates
+one paper-geometry recording (100 × 100 positions, 64-px detector) into a temporary folder,
+and plays adaptive sessions of 250 positions (5 sub-sequences of 50) against it over
+ZeroMQ, the client acting as the microscope. Latency = batch sent → positions received, for
+the 4 steps that decide (the 5th reply only says done). Prints p50/p95 for one session at
+a time (``--sessions`` of them) and for four concurrent sessions, against the targets
+(cpu: p95 ≤ 150 ms on 2 cores; paper on a GPU: p95 ≤ 15 ms; four at once: p95 ≤ 2× one).
+Run with ``make bench-service`` (``--preset paper --device cuda`` on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+import zmq
+
+from scan_server.io.canonical import read_recording
+from scan_server.microscope import VirtualMicroscope
+from scan_server.physics.simulate import preset, simulate_recording
+from scan_server.policy.model import AdaptiveModel, ModelSettings
+from scan_server.training.run import save_model
+
+TOKEN = "bench-token"
+TARGET_P95_MS = {"cpu": 150.0, "paper": 15.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_folder(models: Path, preset_name: str, work: Path) -> tuple[Path, str]:
+    shipped = models / f"mos2-{preset_name}-v1"
+    if shipped.is_dir():
+        return shipped, f"shipped {shipped}"
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset(preset_name))
+    folder = work / "models" / f"random-{preset_name}"
+    save_model(folder, model, {"name": folder.name, "settings": model.settings.as_dict()})
+    return folder, f"randomly initialised {preset_name} model (no {shipped} installed)"
+
+
+def play(url: str, acquisition, spec: dict, latencies: list[float]) -> None:
+    """One session: the client is the microscope (a virtual one over the recording)."""
+    opened = httpx.post(f"{url}/sessions", json=spec, headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=60).json()
+    context = zmq.Context()
+    wire = context.socket(zmq.DEALER)
+    wire.connect(opened["data_endpoint"])
+    microscope = VirtualMicroscope.over(acquisition)
+    positions, seq = np.asarray(opened["positions_angstrom"]), 0
+    try:
+        while True:
+            exposure = microscope.acquire(positions)
+            frames = np.ascontiguousarray(exposure.frames, dtype="<u2")
+            header = {"type": "batch", "session_id": opened["session_id"], "seq": seq, "token": TOKEN,
+                      "positions_angstrom": exposure.positions_angstrom.tolist(), "dtype": "uint16",
+                      "shape": list(frames.shape), "encoding": "raw"}
+            started = time.perf_counter()
+            wire.send_multipart([json.dumps(header).encode(), frames.tobytes()])
+            reply = json.loads(wire.recv_multipart()[-1])
+            elapsed = time.perf_counter() - started
+            if reply["type"] != "positions":
+                raise RuntimeError(f"{reply['code']}: {reply['message']}")
+            if reply["done"]:
+                return
+            if reply["fallback"]:
+                raise RuntimeError("a fallback reply: the deadline is on")
+            latencies.append(elapsed * 1e3)
+            positions, seq = np.asarray(reply["positions_angstrom"]), seq + 1
+    finally:
+        wire.close(linger=0)
+        context.term()
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sessions", type=int, default=8, help="sessions played one after the other")
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    server = None
+    try:
+        folder, which = model_folder(args.models, args.preset, work)
+        simulate_recording(preset("paper"), 20261124, work / "rec.h5", progress=False)
+        acquisition = read_recording(work / "rec.h5")
+        port, zmq_port = free_port(), free_port()
+        env = {**os.environ, "SCAN_SERVER_TOKEN": TOKEN, "SCAN_SERVER_MODELS_DIR": str(folder.parent),
+               "SCAN_SERVER_MODEL": folder.name, "SCAN_SERVER_DEVICE": args.device,
+               "SCAN_SERVER_DECISION_DEADLINE_MS": "0", "SCAN_SERVER_COMPUTE_WORKERS": "4"}
+        server = subprocess.Popen([sys.executable, "-m", "scan_server.cli", "serve", "--port", str(port),
+                                   "--zmq-port", str(zmq_port), "--data-dir", str(work / "sessions")], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        spec = {"energy_ev": acquisition.optics.energy_ev, "semiangle_mrad": acquisition.optics.semiangle_mrad,
+                "c10_angstrom": acquisition.optics.c10_angstrom,
+                "field_of_view_angstrom": np.ptp(acquisition.positions_angstrom, axis=0).tolist(),
+                "detector_px": acquisition.detector_px,
+                "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
+                "total_positions": 250, "subsequence": 50, "strategy": "adaptive"}
+        play(url, acquisition, spec, [])      # warm-up
+        single: list[float] = []
+        for _ in range(args.sessions):
+            play(url, acquisition, spec, single)
+        concurrent: list[float] = []
+        threads = [threading.Thread(target=play, args=(url, acquisition, spec, concurrent)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        p50, p95 = percentiles(single)
+        c50, c95 = percentiles(concurrent)
+        target = TARGET_P95_MS[args.preset]
+        print(f"model: {which}; device {args.device}; torch threads {torch.get_num_threads()} "
+              f"(this process; {os.cpu_count()} cores)")
+        print(f"one session at a time : {len(single)} steps, p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+              f"(target p95 ≤ {target:.0f} ms: {'met' if p95 <= target else 'MISSED'})")
+        print(f"four sessions at once : {len(concurrent)} steps, p50 {c50:.1f} ms, p95 {c95:.1f} ms "
+              f"= {c95 / p95:.2f}× one session (target ≤ 2×: {'met' if c95 <= 2 * p95 else 'MISSED'})")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
