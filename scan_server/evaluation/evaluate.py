@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition, ObjectGrid
 from ..errors import ParameterError
-from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition
+from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, Reconstruction, RopSettings, reconstruct_acquisition
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
 from .baselines import select_positions
@@ -61,18 +61,18 @@ def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequenc
     return episodes.indices[0]
 
 
-def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, positions: int, subsequences: int,
-                       final_iterations: int, seed: int, device: torch.device,
-                       progress: bool = False) -> RecordingResult:
-    full = reconstruct_acquisition(acquisition, np.arange(acquisition.count),
+def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool = False) -> Reconstruction:
+    """The converged reconstruction from all positions (the reference of every score)."""
+    return reconstruct_acquisition(acquisition, np.arange(acquisition.count),
                                    RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device, progress=progress)
+
+
+def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dict[str, np.ndarray],
+                     final_iterations: int, device: torch.device) -> RecordingResult:
+    """Reconstruct each strategy's recorded patterns (``chosen``: name → indices) with
+    ``final_iterations`` and score it against ``full``."""
     region = full.grid.scan_region(acquisition.positions_angstrom)
     truth = full.potential.real
-    shape = acquisition.scan.shape if acquisition.scan else None
-    chosen = {name: select_positions(name, positions, acquisition.positions_angstrom, seed, shape)
-              for name in BASELINES}
-    if model is not None:
-        chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, device), **chosen}
     results = {"full": StrategyResult(1.0, resolution_angstrom(truth[region], full.grid.pixel_size_angstrom),
                                       acquisition.positions_angstrom, truth, full.seconds, full.iterations)}
     for name, indices in chosen.items():
@@ -83,6 +83,18 @@ def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, po
                                        resolution_angstrom(phase[region], result.grid.pixel_size_angstrom),
                                        result.positions_angstrom, phase, result.seconds, result.iterations)
     return RecordingResult(results, full.grid, region)
+
+
+def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, positions: int, subsequences: int,
+                       final_iterations: int, seed: int, device: torch.device,
+                       progress: bool = False) -> RecordingResult:
+    full = ground_truth(acquisition, device, progress)
+    shape = acquisition.scan.shape if acquisition.scan else None
+    chosen = {name: select_positions(name, positions, acquisition.positions_angstrom, seed, shape)
+              for name in BASELINES}
+    if model is not None:
+        chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, device), **chosen}
+    return score_strategies(acquisition, full, chosen, final_iterations, device)
 
 
 def _bootstrap(values: np.ndarray, rng: np.random.Generator, samples: int = 2000) -> list[float]:
@@ -107,7 +119,7 @@ def summarise(recordings: list[RecordingResult], positions: int, subsequences: i
                         "resolution_angstrom": [r[name].resolution_angstrom for r in per_recording],
                         "final_iterations": GROUND_TRUTH_ITERATIONS if name == "full" else final_iterations}
     if "adaptive" in report:
-        for baseline in ("random", "halton", "raster"):
+        for baseline in (b for b in BASELINES if b in report):
             q = np.array([relative_improvement(r["adaptive"].ssim, r[baseline].ssim) for r in per_recording])
             report[f"q_ssim_vs_{baseline}"] = {"mean": float(q.mean()), "ci95": _bootstrap(q, rng)}
             pairs = [(r["adaptive"].resolution_angstrom, r[baseline].resolution_angstrom) for r in per_recording]
@@ -127,13 +139,20 @@ def _markdown(report: dict) -> str:
             entry = report[name]
             res = f"{entry['resolution_angstrom_mean']:.2f}" if entry["resolution_angstrom_mean"] else "—"
             lines.append(f"| {name} | {entry['ssim_mean']:.3f} ± {entry['ssim_std']:.3f} | {res} |")
-    if "q_ssim_vs_random" in report:
+    compared = [b for b in BASELINES if f"q_ssim_vs_{b}" in report]
+    if compared:
         lines += ["", "| adaptive against | Q_SSIM (mean, 95 % bootstrap interval) | Q_res |", "| --- | --- | --- |"]
-        for baseline in BASELINES:
+        for baseline in compared:
             q = report[f"q_ssim_vs_{baseline}"]
             q_res = report[f"q_res_vs_{baseline}"]
             lines.append(f"| {baseline} | {100 * q['mean']:+.1f} % [{100 * q['ci95'][0]:+.1f}, "
                          f"{100 * q['ci95'][1]:+.1f}] | {'—' if q_res is None else f'{100 * q_res:+.1f} %'} |")
+    if "latency_ms" in report:
+        lines += ["", "Per-step decision latency (batch sent → positions received, over the network):", "",
+                  "| strategy | p50 (ms) | p95 (ms) | steps | fallbacks |", "| --- | --- | --- | --- | --- |"]
+        for name, entry in report["latency_ms"].items():
+            lines.append(f"| {name} | {entry['p50']:.1f} | {entry['p95']:.1f} | {entry['steps']} | "
+                         f"{entry['fallbacks']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,122 @@
+"""``scan-client``: replay recordings through a server, or emit one as a Dectris stream."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scan_server.cli import add_metadata_options, metadata_overrides
+from scan_server.errors import ParameterError, ScanServerError
+
+from .errors import ScanClientError
+from .replay import STRATEGIES
+
+
+def _replay_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("replay", help="replay recordings through a running server; write the report",
+                            description="Each recording (canonical, Nion Swift, Dectris, EMD) is replayed with each "
+                                        "strategy through the server over the network, as if this client were the "
+                                        "detector; the visited patterns are scored as `scan-server evaluate` "
+                                        "does (report.json, report.md, figures/, positions/) with per-step latency.")
+    p.add_argument("recordings", type=Path, nargs="+")
+    p.add_argument("--server", required=True, help="HTTP URL of the server, e.g. http://127.0.0.1:8000")
+    p.add_argument("--token", help="bearer token (default: $SCAN_SERVER_TOKEN)")
+    p.add_argument("--strategy", default="all", choices=(*STRATEGIES, "all"))
+    p.add_argument("--positions", type=int, default=250)
+    p.add_argument("--final-iterations", type=int, default=30,
+                   help="ROP iterations of each scored reconstruction (30: converged; 5: the paper's protocol)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before a retry")
+    p.add_argument("--device", default="auto", help="for the scoring reconstructions")
+    p.add_argument("--out", type=Path, required=True)
+    add_metadata_options(p)
+
+
+def _stream_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("stream", help="emit a recording as a Dectris detector stream (ZeroMQ PUSH)")
+    p.add_argument("recording", type=Path)
+    p.add_argument("--version", type=int, choices=(1, 2), default=2, help="1: legacy JSON; 2: CBOR")
+    p.add_argument("--bind", default="tcp://127.0.0.1:9999", help="PUSH endpoint receivers PULL from")
+    p.add_argument("--count", type=int, help="only the first N frames")
+    add_metadata_options(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scan-client", description="Client of the adaptive scan service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _replay_parser(commands)
+    _stream_parser(commands)
+    return parser
+
+
+def _names(paths: list[Path]) -> list[str]:
+    names = [path.name.split(".")[0].removesuffix("_master") for path in paths]
+    if len(set(names)) != len(names):
+        raise ParameterError("two recordings have the same name; rename one")
+    return names
+
+
+def run_replay(args: argparse.Namespace) -> None:
+    from scan_server.device import choose_device
+    from scan_server.io.open import open_recording
+
+    from .client import ScanClient
+    from .replay import replay
+
+    if args.positions < 1 or args.final_iterations < 1:
+        raise ParameterError("--positions and --final-iterations must be positive")
+    overrides = metadata_overrides(args)
+    acquisitions = [open_recording(path, overrides, args.metadata) for path in args.recordings]
+    strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
+    token = args.token or os.environ.get("SCAN_SERVER_TOKEN")
+    with ScanClient(args.server, token, timeout_s=args.timeout) as client:
+        client.health()
+        report = replay(client, acquisitions, _names(args.recordings), strategies, args.positions,
+                        args.final_iterations, args.out, args.seed, choose_device(args.device))
+    print((args.out / "report.md").read_text())
+    print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ ({len(report['recordings'])} recordings)")
+
+
+def run_stream(args: argparse.Namespace) -> None:
+    import zmq
+
+    from scan_server.io.open import open_recording
+
+    from .stream import v1_messages, v2_messages
+
+    acquisition = open_recording(args.recording, metadata_overrides(args), args.metadata)
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    socket.bind(args.bind)
+    sent = 0
+    try:
+        messages = v1_messages(acquisition) if args.version == 1 else v2_messages(acquisition)
+        for message in messages:
+            socket.send_multipart(message) if isinstance(message, list) else socket.send(message)
+            sent += 1
+            if args.count is not None and sent > args.count:
+                break
+    finally:
+        socket.close(linger=-1)
+        context.term()
+    print(f"sent {sent} stream v{args.version} messages on {args.bind}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_replay(args) if args.command == "replay" else run_stream(args)
+    except (ScanServerError, ScanClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Replay recorded experiments through a running server, as if the client were the detector.
+
+For each recording and strategy a session is opened with the recording's optics and field
+of view; the server's positions are answered with the nearest unused recorded patterns
+(the recording's own positions are reported, relative to its first corner). The visited
+patterns are then scored exactly as ``scan-server evaluate`` scores them (same ground
+truth, same final reconstruction, same report), plus each strategy's per-step latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from scan_server.contracts import Acquisition
+from scan_server.evaluation.evaluate import ground_truth, score_strategies, summarise, write_outputs
+from scan_server.microscope import VirtualMicroscope
+
+from .client import ScanClient
+from .microscope import run_scan
+
+STRATEGIES = ("adaptive", "halton", "random", "raster")
+#: dtypes the protocol carries; anything else is sent as float32
+WIRE_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
+
+
+class RecordedMicroscope:
+    """A ``Microscope`` over a recording: positions in the spec frame (origin at the first
+    corner of the recorded field of view); remembers which patterns it used."""
+
+    def __init__(self, acquisition: Acquisition) -> None:
+        self.virtual = VirtualMicroscope.over(acquisition)
+        self.origin = self.virtual.low
+        self.indices: list[np.ndarray] = []
+
+    def acquire(self, positions_angstrom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        exposure = self.virtual.acquire(np.asarray(positions_angstrom) + self.origin)
+        self.indices.append(exposure.indices)
+        frames = exposure.frames
+        if frames.dtype.name not in WIRE_DTYPES:
+            frames = frames.astype(np.float32)
+        return frames, exposure.positions_angstrom - self.origin
+
+    @property
+    def visited(self) -> np.ndarray:
+        return np.concatenate(self.indices) if self.indices else np.empty(0, dtype=np.int64)
+
+
+def spec_for(acquisition: Acquisition, strategy: str, positions: int, subsequence: int, seed: int,
+             label: str = "") -> dict:
+    """The session spec of a recording (docs/protocol.md)."""
+    return {"energy_ev": acquisition.optics.energy_ev, "semiangle_mrad": acquisition.optics.semiangle_mrad,
+            "c10_angstrom": acquisition.optics.c10_angstrom, "c30_angstrom": acquisition.optics.c30_angstrom,
+            "field_of_view_angstrom": [max(float(v), 1e-3) for v in np.ptp(acquisition.positions_angstrom, axis=0)],
+            "detector_px": acquisition.detector_px,
+            "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
+            "total_positions": positions, "subsequence": subsequence, "strategy": strategy, "seed": seed,
+            "electrons_per_pattern": acquisition.electrons_per_pattern, "label": label}
+
+
+@dataclass
+class Latencies:
+    values_ms: dict[str, list[float]] = field(default_factory=dict)
+    fallbacks: dict[str, int] = field(default_factory=dict)
+
+    def add(self, strategy: str, values: list[float], fallbacks: int) -> None:
+        self.values_ms.setdefault(strategy, []).extend(values)
+        self.fallbacks[strategy] = self.fallbacks.get(strategy, 0) + fallbacks
+
+    def summary(self) -> dict:
+        return {name: {"p50": float(np.percentile(v, 50)) if v else 0.0,
+                       "p95": float(np.percentile(v, 95)) if v else 0.0,
+                       "steps": len(v), "fallbacks": self.fallbacks.get(name, 0)}
+                for name, v in self.values_ms.items()}
+
+
+def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str], strategies: list[str],
+           positions: int, final_iterations: int, out: Path, seed: int, device) -> dict:  # noqa: ANN001
+    """Replay every recording with every strategy; write report.json/md, figures, positions."""
+    subsequence = 50
+    if "adaptive" in strategies:
+        subsequence = int(client.model()["settings"]["policy"]["subsequence"])
+    latencies = Latencies()
+    results = []
+    for i, (name, acquisition) in enumerate(zip(names, tqdm(acquisitions, desc="replay", unit="recording"))):
+        chosen = {}
+        for strategy in strategies:
+            microscope = RecordedMicroscope(acquisition)
+            result = run_scan(microscope, client, spec_for(acquisition, strategy, positions, subsequence, seed + i,
+                                                           label=f"replay of {name}"))
+            chosen[strategy] = microscope.visited
+            latencies.add(strategy, result.latencies_ms, result.fallbacks)
+        full = ground_truth(acquisition, device)
+        results.append(score_strategies(acquisition, full, chosen, final_iterations, device))
+    report = summarise(results, positions, -(-positions // subsequence), final_iterations, names)
+    report["latency_ms"] = latencies.summary()
+    report["server"] = client.url
+    report["model"] = client.health().get("model") if "adaptive" in strategies else None
+    write_outputs(out, report, results, names)
+    return report

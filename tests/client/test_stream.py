@@ -1,0 +1,56 @@
+"""The Dectris stream emulator's messages decode as formats.md says (cbor2 for v2, the
+HDF5 bitshuffle filter for the bslz4 blobs)."""
+
+from __future__ import annotations
+
+import json
+
+import cbor2
+import numpy as np
+
+from scan_client.stream import v1_messages, v2_messages
+from scan_server.service.decode import _bslz4_frame
+
+
+def test_v1_messages_follow_the_legacy_json_stream(recording):
+    messages = list(v1_messages(recording))
+    assert json.loads(messages[0][0])["htype"] == "dheader-1.0"
+    assert json.loads(messages[0][1])["nimages"] == recording.count
+    assert json.loads(messages[-1][0])["htype"] == "dseries_end-1.0"
+    images = messages[1:-1]
+    assert len(images) == recording.count
+    for index in (0, 17, recording.count - 1):
+        part0, part1, blob, part3 = images[index]
+        assert json.loads(part0) == {"htype": "dimage-1.0", "series": 1, "frame": index, "hash": ""}
+        described = json.loads(part1)
+        bits = 8 * np.dtype(described["type"]).itemsize
+        assert described["htype"] == "dimage_d-1.0" and described["encoding"] == f"bs{bits}-lz4<"
+        assert described["type"] == recording.frames[index].dtype.name        # uint16 counts
+        assert described["size"] == len(blob) and described["shape"] == [64, 64]
+        assert json.loads(part3)["htype"] == "dconfig-1.0"
+        frame = _bslz4_frame(blob, np.dtype(described["type"]), tuple(described["shape"]))
+        np.testing.assert_array_equal(frame, np.rint(recording.frames[index]))
+
+
+def test_v2_messages_decode_with_cbor2(recording):
+    def tag_hook(tag, immutable):     # cbor2 ≥ 6 signature; keep the tags to inspect them
+        return {"tag": tag.tag, "value": tag.value}
+
+    messages = list(v2_messages(recording))
+    assert all(m[:3] == b"\xd9\xd9\xf7" for m in messages)      # self-describe tag 55799 (cbor2 strips it)
+    start = cbor2.loads(messages[0], tag_hook=tag_hook)
+    assert start["type"] == "start" and start["number_of_images"] == recording.count
+    assert cbor2.loads(messages[-1], tag_hook=tag_hook)["type"] == "end"
+    for index in (0, recording.count - 1):
+        image = cbor2.loads(messages[1 + index], tag_hook=tag_hook)
+        assert image["type"] == "image" and image["image_id"] == index
+        array = image["data"]["threshold_1"]
+        assert array["tag"] == 40
+        dims, typed = array["value"]
+        assert list(dims) == [64, 64] and typed["tag"] == 69     # little-endian uint16
+        compression = typed["value"]
+        assert compression["tag"] == 56500
+        kind, element_size, blob = compression["value"]
+        assert kind == "bslz4" and element_size == 2
+        frame = _bslz4_frame(blob, np.dtype("<u2"), tuple(dims))
+        np.testing.assert_array_equal(frame, np.rint(recording.frames[index]))
