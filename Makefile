@@ -29,9 +29,10 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m "not slow"
 
-## make demo: simulate one recording, reconstruct it, write a figure, print SSIM and resolution
+## make demo: simulate two recordings, start the server with the shipped model, replay them with every
+## strategy, print the table, write the figures, stop the server
 demo: $(VENV)/.installed
-	$(VENV)/bin/scan-server demo --out $(DEMO_OUT)
+	$(VENV)/bin/scan-client demo --out $(DEMO_OUT)
 
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)

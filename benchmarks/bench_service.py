@@ -18,9 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +27,7 @@ import httpx
 import numpy as np
 import torch
 import zmq
+from scan_client.local_server import LocalServer
 
 from scan_server.io.canonical import read_recording
 from scan_server.microscope import VirtualMicroscope
@@ -37,14 +35,7 @@ from scan_server.physics.simulate import preset, simulate_recording
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.training.run import save_model
 
-TOKEN = "bench-token"
 TARGET_P95_MS = {"cpu": 150.0, "paper": 15.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def model_folder(models: Path, preset_name: str, work: Path) -> tuple[Path, str]:
@@ -58,9 +49,9 @@ def model_folder(models: Path, preset_name: str, work: Path) -> tuple[Path, str]
     return folder, f"randomly initialised {preset_name} model (no {shipped} installed)"
 
 
-def play(url: str, acquisition, spec: dict, latencies: list[float]) -> None:
+def play(url: str, token: str, acquisition, spec: dict, latencies: list[float]) -> None:
     """One session: the client is the microscope (a virtual one over the recording)."""
-    opened = httpx.post(f"{url}/sessions", json=spec, headers={"Authorization": f"Bearer {TOKEN}"},
+    opened = httpx.post(f"{url}/sessions", json=spec, headers={"Authorization": f"Bearer {token}"},
                         timeout=60).json()
     context = zmq.Context()
     wire = context.socket(zmq.DEALER)
@@ -71,7 +62,7 @@ def play(url: str, acquisition, spec: dict, latencies: list[float]) -> None:
         while True:
             exposure = microscope.acquire(positions)
             frames = np.ascontiguousarray(exposure.frames, dtype="<u2")
-            header = {"type": "batch", "session_id": opened["session_id"], "seq": seq, "token": TOKEN,
+            header = {"type": "batch", "session_id": opened["session_id"], "seq": seq, "token": token,
                       "positions_angstrom": exposure.positions_angstrom.tolist(), "dtype": "uint16",
                       "shape": list(frames.shape), "encoding": "raw"}
             started = time.perf_counter()
@@ -108,32 +99,22 @@ def main() -> None:
         folder, which = model_folder(args.models, args.preset, work)
         simulate_recording(preset("paper"), 20261124, work / "rec.h5", progress=False)
         acquisition = read_recording(work / "rec.h5")
-        port, zmq_port = free_port(), free_port()
-        env = {**os.environ, "SCAN_SERVER_TOKEN": TOKEN, "SCAN_SERVER_MODELS_DIR": str(folder.parent),
-               "SCAN_SERVER_MODEL": folder.name, "SCAN_SERVER_DEVICE": args.device,
-               "SCAN_SERVER_DECISION_DEADLINE_MS": "0", "SCAN_SERVER_COMPUTE_WORKERS": "4"}
-        server = subprocess.Popen([sys.executable, "-m", "scan_server.cli", "serve", "--port", str(port),
-                                   "--zmq-port", str(zmq_port), "--data-dir", str(work / "sessions")], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        server = LocalServer(work / "sessions", work / "server.log", models_dir=str(folder.parent),
+                             model=folder.name, device=args.device, decision_deadline_ms="0",
+                             compute_workers="4").start()
+        url, token = server.url, server.token
         spec = {"energy_ev": acquisition.optics.energy_ev, "semiangle_mrad": acquisition.optics.semiangle_mrad,
                 "c10_angstrom": acquisition.optics.c10_angstrom,
                 "field_of_view_angstrom": np.ptp(acquisition.positions_angstrom, axis=0).tolist(),
                 "detector_px": acquisition.detector_px,
                 "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
                 "total_positions": 250, "subsequence": 50, "strategy": "adaptive"}
-        play(url, acquisition, spec, [])      # warm-up
+        play(url, token, acquisition, spec, [])      # warm-up
         single: list[float] = []
         for _ in range(args.sessions):
-            play(url, acquisition, spec, single)
+            play(url, token, acquisition, spec, single)
         concurrent: list[float] = []
-        threads = [threading.Thread(target=play, args=(url, acquisition, spec, concurrent)) for _ in range(4)]
+        threads = [threading.Thread(target=play, args=(url, token, acquisition, spec, concurrent)) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
@@ -149,8 +130,7 @@ def main() -> None:
               f"= {c95 / p95:.2f}× one session (target ≤ 2×: {'met' if c95 <= 2 * p95 else 'MISSED'})")
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

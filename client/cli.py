@@ -44,11 +44,20 @@ def _stream_parser(commands: argparse._SubParsersAction) -> None:
     add_metadata_options(p)
 
 
+def _demo_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("demo", help="the closed loop end to end: simulate, serve, replay every strategy, report")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--positions", type=int, default=250)
+    p.add_argument("--final-iterations", type=int, default=5, help="5: the paper's protocol; 30: converged")
+    p.add_argument("--model", default="mos2-cpu-v1", help="model in models/ ('' for baselines only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scan-client", description="Client of the adaptive scan service.")
     commands = parser.add_subparsers(dest="command", required=True)
     _replay_parser(commands)
     _stream_parser(commands)
+    _demo_parser(commands)
     return parser
 
 
@@ -108,7 +117,14 @@ def run_stream(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        run_replay(args) if args.command == "replay" else run_stream(args)
+        if args.command == "replay":
+            run_replay(args)
+        elif args.command == "stream":
+            run_stream(args)
+        else:
+            from .demo import run_demo
+
+            run_demo(args.out, args.positions, args.final_iterations, args.model)
     except (ScanServerError, ScanClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

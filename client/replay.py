@@ -13,10 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from scan_server.contracts import Acquisition
-from scan_server.evaluation.evaluate import ground_truth, score_strategies, summarise, write_outputs
+from scan_server.evaluation.evaluate import (
+    ground_truth,
+    score_strategies,
+    summarise,
+    write_outputs,
+)
 from scan_server.microscope import VirtualMicroscope
 
 from .client import ScanClient
@@ -78,7 +84,7 @@ class Latencies:
 
 
 def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str], strategies: list[str],
-           positions: int, final_iterations: int, out: Path, seed: int, device) -> dict:  # noqa: ANN001
+           positions: int, final_iterations: int, out: Path, seed: int, device) -> dict:
     """Replay every recording with every strategy; write report.json/md, figures, positions."""
     subsequence = 50
     if "adaptive" in strategies:

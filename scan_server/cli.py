@@ -1,4 +1,4 @@
-"""Command line: ``scan-server simulate | reconstruct | demo``.
+"""Command line: ``scan-server inspect | simulate | reconstruct | train | evaluate | export | serve``.
 
 Errors caused by input print one line (``error: …``) and exit with status 2.
 """
@@ -114,14 +114,6 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     add_metadata_options(p)
 
 
-def _add_demo(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("demo", help="simulate, reconstruct from all and from 250 positions, plot, score")
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--seed", type=int, default=20261124)
-    p.add_argument("--positions", type=_positive_int, default=250)
-    p.add_argument("--device", default="auto")
-
-
 def _add_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train the policy: cae, then pretrain, then rl",
                             description="One training stage into a run folder (stages chain). Scales out with "
@@ -191,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_evaluate(commands)
     _add_export(commands)
-    _add_demo(commands)
     _add_serve(commands)
     return parser
 
@@ -372,10 +363,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(load_settings(args.config, host=args.host, port=args.port, zmq_port=args.zmq_port,
                                 model=args.model, data_dir=args.data_dir, device=args.device))
-        elif args.command == "demo":
-            from .demo import run_demo
-
-            run_demo(args.out, args.seed, args.positions, args.device)
     except ScanServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,6 @@ import threading
 import numpy as np
 import pytest
 import zmq
-from service_helpers import TOKEN, acquire, spec_for
-
 from scan_client import (
     BadBatch,
     ModelUnavailable,
@@ -23,6 +21,8 @@ from scan_client import (
     run_scan,
 )
 from scan_client.errors import BadSpec, Busy, OutOfOrder, TooManySessions
+from service_helpers import TOKEN, acquire, spec_for
+
 from scan_server.service.errors import ErrorCode
 
 
@@ -55,9 +55,8 @@ def test_run_scan_drives_a_microscope_through_a_session(server, recording):
 
 
 def test_typed_errors_from_the_real_server(server, recording):
-    with ScanClient(server.url, "wrong") as client:
-        with pytest.raises(Unauthorized):
-            client.open_session(spec_for(recording, "halton"))
+    with ScanClient(server.url, "wrong") as client, pytest.raises(Unauthorized):
+        client.open_session(spec_for(recording, "halton"))
     with ScanClient(server.url, TOKEN) as client:
         with pytest.raises(BadSpec):
             client.open_session(spec_for(recording, "adaptive", subsequence=7))

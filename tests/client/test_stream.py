@@ -7,8 +7,8 @@ import json
 
 import cbor2
 import numpy as np
-
 from scan_client.stream import v1_messages, v2_messages
+
 from scan_server.service.decode import _bslz4_frame
 
 
