@@ -15,22 +15,19 @@ Run with ``make bench-service`` (``--preset paper --device cuda`` on a GPU).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import torch
-import zmq
+from scan_client import ScanClient, run_scan
 from scan_client.local_server import LocalServer
+from scan_client.replay import RecordedMicroscope, spec_for
 
 from scan_server.io.canonical import read_recording
-from scan_server.microscope import VirtualMicroscope
 from scan_server.physics.simulate import preset, simulate_recording
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.training.run import save_model
@@ -50,36 +47,13 @@ def model_folder(models: Path, preset_name: str, work: Path) -> tuple[Path, str]
 
 
 def play(url: str, token: str, acquisition, spec: dict, latencies: list[float]) -> None:
-    """One session: the client is the microscope (a virtual one over the recording)."""
-    opened = httpx.post(f"{url}/sessions", json=spec, headers={"Authorization": f"Bearer {token}"},
-                        timeout=60).json()
-    context = zmq.Context()
-    wire = context.socket(zmq.DEALER)
-    wire.connect(opened["data_endpoint"])
-    microscope = VirtualMicroscope.over(acquisition)
-    positions, seq = np.asarray(opened["positions_angstrom"]), 0
-    try:
-        while True:
-            exposure = microscope.acquire(positions)
-            frames = np.ascontiguousarray(exposure.frames, dtype="<u2")
-            header = {"type": "batch", "session_id": opened["session_id"], "seq": seq, "token": token,
-                      "positions_angstrom": exposure.positions_angstrom.tolist(), "dtype": "uint16",
-                      "shape": list(frames.shape), "encoding": "raw"}
-            started = time.perf_counter()
-            wire.send_multipart([json.dumps(header).encode(), frames.tobytes()])
-            reply = json.loads(wire.recv_multipart()[-1])
-            elapsed = time.perf_counter() - started
-            if reply["type"] != "positions":
-                raise RuntimeError(f"{reply['code']}: {reply['message']}")
-            if reply["done"]:
-                return
-            if reply["fallback"]:
-                raise RuntimeError("a fallback reply: the deadline is on")
-            latencies.append(elapsed * 1e3)
-            positions, seq = np.asarray(reply["positions_angstrom"]), seq + 1
-    finally:
-        wire.close(linger=0)
-        context.term()
+    """One session through the client library; the client is the microscope (a virtual one
+    over the recording). Latency = batch sent → positions received, deciding steps only."""
+    with ScanClient(url, token, timeout_s=120) as client:
+        result = run_scan(RecordedMicroscope(acquisition), client, spec)
+    if result.fallbacks:
+        raise RuntimeError("a fallback reply: the deadline is on")
+    latencies.extend(result.latencies_ms)
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -103,12 +77,7 @@ def main() -> None:
                              model=folder.name, device=args.device, decision_deadline_ms="0",
                              compute_workers="4").start()
         url, token = server.url, server.token
-        spec = {"energy_ev": acquisition.optics.energy_ev, "semiangle_mrad": acquisition.optics.semiangle_mrad,
-                "c10_angstrom": acquisition.optics.c10_angstrom,
-                "field_of_view_angstrom": np.ptp(acquisition.positions_angstrom, axis=0).tolist(),
-                "detector_px": acquisition.detector_px,
-                "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
-                "total_positions": 250, "subsequence": 50, "strategy": "adaptive"}
+        spec = spec_for(acquisition, "adaptive", positions=250, subsequence=50, seed=0)
         play(url, token, acquisition, spec, [])      # warm-up
         single: list[float] = []
         for _ in range(args.sessions):

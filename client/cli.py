@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scan_server.cli import add_metadata_options, metadata_overrides
+from scan_server.cli import add_metadata_options, metadata_overrides, report_errors
 from scan_server.errors import ParameterError, ScanServerError
 
 from .errors import ScanClientError
@@ -114,24 +114,20 @@ def run_stream(args: argparse.Namespace) -> None:
     print(f"sent {sent} stream v{args.version} messages on {args.bind}")
 
 
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "replay":
+        run_replay(args)
+    elif args.command == "stream":
+        run_stream(args)
+    else:
+        from .demo import run_demo
+
+        run_demo(args.out, args.positions, args.final_iterations, args.model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "replay":
-            run_replay(args)
-        elif args.command == "stream":
-            run_stream(args)
-        else:
-            from .demo import run_demo
-
-            run_demo(args.out, args.positions, args.final_iterations, args.model)
-    except (ScanServerError, ScanClientError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return report_errors(lambda: _dispatch(args), (ScanServerError, ScanClientError))
 
 
 if __name__ == "__main__":

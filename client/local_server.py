@@ -23,14 +23,18 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """A server subprocess; ``url`` and ``token`` once started. Use as a context manager
-    (the server is stopped on exit). ``settings``: further SCAN_SERVER_* values by name."""
+    """A server subprocess on fixed free ports (a restart keeps them); ``url``, ``endpoint``
+    and ``token``. Use as a context manager (stopped on exit). ``settings``: SCAN_SERVER_*
+    values by name; ``env``: further environment (e.g. OMP_NUM_THREADS); ``token``: a random
+    one unless given."""
 
-    def __init__(self, data_dir: Path, log_file: Path, **settings: str) -> None:
+    def __init__(self, data_dir: Path, log_file: Path, token: str | None = None, env: dict[str, str] | None = None,
+                 **settings: str) -> None:
         self.data_dir = data_dir
         self.log_file = log_file
         self.settings = settings
-        self.token = secrets.token_hex(16)
+        self.env = env or {}
+        self.token = token or secrets.token_hex(16)
         self.port = free_port()
         self.zmq_port = free_port()
         self.process: subprocess.Popen | None = None
@@ -39,8 +43,12 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def endpoint(self) -> str:
+        return f"tcp://127.0.0.1:{self.zmq_port}"
+
     def start(self, timeout_s: float = 120) -> LocalServer:
-        env = {**os.environ, "SCAN_SERVER_TOKEN": self.token,
+        env = {**os.environ, **self.env, "SCAN_SERVER_TOKEN": self.token,
                **{f"SCAN_SERVER_{k.upper()}": str(v) for k, v in self.settings.items()}}
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
@@ -59,9 +67,13 @@ class LocalServer:
         self.stop()
         raise ServerUnavailable(f"the server did not answer /health within {timeout_s} s; see {self.log_file}")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL to simulate a crash."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:

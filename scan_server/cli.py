@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -330,46 +330,55 @@ def run_evaluate(args: argparse.Namespace) -> None:
           f"({len(report['recordings'])} recordings)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def report_errors(action: Callable[[], None], errors: tuple[type[BaseException], ...] = (ScanServerError,)) -> int:
+    """Run a command: a user error is one ``error: …`` line (exit 2), never a traceback."""
     try:
-        if args.command == "inspect":
-            from .inspect import run_inspect
-
-            run_inspect(args)
-        elif args.command == "simulate":
-            run_simulate(args)
-        elif args.command == "reconstruct":
-            run_reconstruct(args)
-        elif args.command == "train":
-            from .device import choose_device
-            from .training.command import describe, stage_settings, train
-
-            settings = stage_settings(args.stage, args.preset, iterations=args.iterations, batch=args.batch,
-                                      learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
-                                      reward=args.reward, baseline=args.baseline, sigma=args.sigma,
-                                      checkpoint_every=args.checkpoint_every)
-            if train(args.stage, settings, args.data, args.out, choose_device(args.device)) is not None:
-                print(describe(args.out))
-        elif args.command == "evaluate":
-            run_evaluate(args)
-        elif args.command == "export":
-            from .policy.checkpoint import export_model
-
-            print(f"installed {export_model(args.run, args.models, args.name, args.evaluation)}")
-        elif args.command == "serve":
-            from .service.serve import serve
-            from .service.settings import load_settings
-
-            serve(load_settings(args.config, host=args.host, port=args.port, zmq_port=args.zmq_port,
-                                model=args.model, data_dir=args.data_dir, device=args.device))
-    except ScanServerError as exc:
+        action()
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "inspect":
+        from .inspect import run_inspect
+
+        run_inspect(args)
+    elif args.command == "simulate":
+        run_simulate(args)
+    elif args.command == "reconstruct":
+        run_reconstruct(args)
+    elif args.command == "train":
+        from .device import choose_device
+        from .training.command import describe, stage_settings, train
+
+        settings = stage_settings(args.stage, args.preset, iterations=args.iterations, batch=args.batch,
+                                  learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
+                                  reward=args.reward, baseline=args.baseline, sigma=args.sigma,
+                                  checkpoint_every=args.checkpoint_every)
+        if train(args.stage, settings, args.data, args.out, choose_device(args.device)) is not None:
+            print(describe(args.out))
+    elif args.command == "evaluate":
+        run_evaluate(args)
+    elif args.command == "export":
+        from .policy.checkpoint import export_model
+
+        print(f"installed {export_model(args.run, args.models, args.name, args.evaluation)}")
+    elif args.command == "serve":
+        from .service.serve import serve
+        from .service.settings import load_settings
+
+        serve(load_settings(args.config, host=args.host, port=args.port, zmq_port=args.zmq_port,
+                            model=args.model, data_dir=args.data_dir, device=args.device))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: _dispatch(args))
 
 
 if __name__ == "__main__":

@@ -1,89 +1,35 @@
 """Helpers of the service tests: a server subprocess and a raw protocol client."""
 
-
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
 import zmq
+from scan_client.local_server import LocalServer
+from scan_client.replay import spec_for as replay_spec
 
 from scan_server.contracts import Acquisition
 
 TOKEN = "test-token-123"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spec_for(acquisition: Acquisition, strategy: str = "adaptive", total: int = 40, subsequence: int = 10,
              **extra: object) -> dict:
-    return {"energy_ev": acquisition.optics.energy_ev, "semiangle_mrad": acquisition.optics.semiangle_mrad,
-            "c10_angstrom": acquisition.optics.c10_angstrom,
-            "field_of_view_angstrom": np.ptp(acquisition.positions_angstrom, axis=0).tolist(),
-            "detector_px": acquisition.detector_px,
-            "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
-            "total_positions": total, "subsequence": subsequence, "strategy": strategy, **extra}
+    """The replay client's spec of a recording, with test overrides."""
+    return {**replay_spec(acquisition, strategy, total, subsequence, seed=0), **extra}
 
 
-@dataclass
-class Server:
-    """``scan-server serve`` in a subprocess."""
+class Server(LocalServer):
+    """``scan-server serve`` in a subprocess with the tiny model, the test token, one torch
+    thread and no decision deadline (so replies are deterministic)."""
 
-    data_dir: Path
-    models_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    zmq_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"tcp://127.0.0.1:{self.zmq_port}"
-
-    def start(self) -> Server:
-        env = {**os.environ, "SCAN_SERVER_TOKEN": TOKEN, "SCAN_SERVER_MODELS_DIR": str(self.models_dir),
-               "SCAN_SERVER_MODEL": "tiny", "SCAN_SERVER_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
-               "SCAN_SERVER_DECISION_DEADLINE_MS": "0", **self.env}
-        self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scan_server.cli", "serve", "--port", str(self.port), "--zmq-port",
-             str(self.zmq_port), "--data-dir", str(self.data_dir)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}: "
-                                   f"{Path(self.log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not come up in 90 s")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        self.process.wait(timeout=30)
-        self.process = None
-        self.log.close()
+    def __init__(self, data_dir: Path, models_dir: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(data_dir, data_dir.parent / "server.log", token=TOKEN, env={"OMP_NUM_THREADS": "1"},
+                         models_dir=str(models_dir), model="tiny", device="cpu", decision_deadline_ms="0",
+                         **{k.removeprefix("SCAN_SERVER_").lower(): v for k, v in (env or {}).items()})
 
     def http(self, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

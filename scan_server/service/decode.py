@@ -37,17 +37,21 @@ def _check_bslz4_blocks(part: bytes, elements: int, itemsize: int) -> None:
                                                    f"{blocks} blocks its header announces (truncated or padded?)")
 
 
-def _bslz4_frame(part: bytes, dtype: np.dtype, frame_shape: tuple[int, int]) -> np.ndarray:
+def decode_bslz4(parts: list[bytes], dtype: np.dtype, frame_shape: tuple[int, int]) -> np.ndarray:
+    """Frames (n, ky, kx) from one bslz4 part per frame, decoded together: each part becomes
+    one chunk of an in-memory data set, read back through the filter in one call."""
     elements = int(np.prod(frame_shape))
     expected = elements * dtype.itemsize
-    if len(part) < 12 or struct.unpack(">Q", part[:8])[0] != expected:
-        raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame must declare {expected} uncompressed bytes "
-                                                   "in its 12-byte header")
-    _check_bslz4_blocks(part, elements, dtype.itemsize)
-    with h5py.File(f"bslz4-{id(part)}", "w", driver="core", backing_store=False) as f:
-        data = f.create_dataset("f", shape=frame_shape, chunks=frame_shape, dtype=dtype,
+    for part in parts:
+        if len(part) < 12 or struct.unpack(">Q", part[:8])[0] != expected:
+            raise ServiceError(ErrorCode.bad_encoding, f"a bslz4 frame must declare {expected} uncompressed "
+                                                       "bytes in its 12-byte header")
+        _check_bslz4_blocks(part, elements, dtype.itemsize)
+    with h5py.File(f"bslz4-{id(parts)}", "w", driver="core", backing_store=False) as f:
+        data = f.create_dataset("f", shape=(len(parts), *frame_shape), chunks=(1, *frame_shape), dtype=dtype,
                                 **hdf5plugin.Bitshuffle(cname="lz4"))
-        data.id.write_direct_chunk((0, 0), part)
+        for index, part in enumerate(parts):
+            data.id.write_direct_chunk((index, 0, 0), part)
         try:
             return data[()]
         except OSError as exc:
@@ -86,7 +90,7 @@ def decode_frames(header: BatchHeader, parts: list[bytes], detector_px: int) -> 
         if len(parts) != n:
             raise ServiceError(ErrorCode.bad_encoding, f"bslz4 frames come one per part: {n} frames, "
                                                        f"{len(parts)} parts")
-        frames = np.stack([_bslz4_frame(p, dtype, (ky, kx)) for p in parts])
+        frames = decode_bslz4(parts, dtype, (ky, kx))
     frames = frames.astype(np.float32)
     if not np.isfinite(frames).all():
         raise ServiceError(ErrorCode.non_finite, "frames hold NaN or inf")

@@ -10,8 +10,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .schemas import Timings
-
 #: Bucket edges in seconds: a step on a GPU takes milliseconds, on a CPU up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -32,10 +30,10 @@ class ServiceMetrics:
         self.retries = Counter("scan_server_retries", "repeated seq answered from the cache", registry=r)
         self.fallbacks = Counter("scan_server_fallbacks", "late decisions answered with Halton points", registry=r)
 
-    def observe(self, timings: Timings) -> None:
-        for stage in ("decode", "persist", "reconstruct", "decide"):
-            self.stage_seconds.labels(stage).observe(getattr(timings, f"{stage}_ms") / 1e3)
-        self.step_seconds.observe(timings.total_ms / 1e3)
+    def observe(self, stage: str, seconds: float) -> None:
+        """One stage of a step: decode, persist, reconstruct or decide (the latter two as they
+        complete, also when the reply did not wait for them)."""
+        self.stage_seconds.labels(stage).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

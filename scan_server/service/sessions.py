@@ -62,6 +62,15 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """The next positions (n, 2) Å and what the decision took (ms)."""
+
+    positions_angstrom: np.ndarray
+    reconstruct_ms: float
+    decide_ms: float
+
+
+@dataclass(frozen=True)
 class Geometry:
     """A session's reconstruction geometry: detector sampling, object grid, field-of-view pixels."""
 
@@ -275,30 +284,34 @@ class SessionManager:
             session.frames.append(frames)
             session.positions.append(positions)
             session.updated_at = time.time()
-        self.index.update(session.id, positions_acquired=session.acquired, steps=session.next_seq)
-        timings = Timings(decode_ms=1e3 * (t1 - t0), persist_ms=1e3 * (t2 - t1))
-        reply = self._answer(session, header.seq, timings, started)
-        self.metrics.observe(timings)
-        return reply
+        self.metrics.observe("decode", t1 - t0)
+        self.metrics.observe("persist", t2 - t1)
+        return self._answer(session, header.seq, Timings(decode_ms=1e3 * (t1 - t0), persist_ms=1e3 * (t2 - t1)),
+                            started)
 
     def _answer(self, session: Session, seq: int, timings: Timings, started: float) -> PositionsReply:
+        """Decide (within the deadline, else Halton points), store the reply, then return it."""
         remaining = session.spec.total_positions - session.acquired
         fallback = False
         if remaining <= 0:
             positions = np.empty((0, 2))
         else:
             count = min(session.spec.subsequence, remaining)
-            future = self.compute.submit(self._decide, session, seq, count, timings)
+            future = self.compute.submit(self._decide, session, seq, count)
             deadline_s = self.settings.decision_deadline_ms / 1e3
             try:
-                positions = future.result(timeout=max(deadline_s - (time.perf_counter() - started), 0.0)
-                                          if deadline_s > 0 else None)
-            except FutureTimeout:
+                decision = future.result(timeout=max(deadline_s - (time.perf_counter() - started), 0.0)
+                                         if deadline_s > 0 else None)
+                positions = decision.positions_angstrom
+                timings = timings.model_copy(update={"reconstruct_ms": decision.reconstruct_ms,
+                                                     "decide_ms": decision.decide_ms})
+            except FutureTimeout:   # the decision finishes in the background; the next batch waits for it
                 session.pending = future
                 positions = session.angstrom(halton_unit(count, session.halton_seed, skip=session.acquired))
                 fallback = True
                 self.metrics.fallbacks.inc()
-        timings.total_ms = 1e3 * (time.perf_counter() - started)
+        timings = timings.model_copy(update={"total_ms": 1e3 * (time.perf_counter() - started)})
+        self.metrics.step_seconds.observe(timings.total_ms / 1e3)
         reply = PositionsReply(session_id=session.id, seq=seq, positions_angstrom=positions.tolist(),
                                done=remaining <= 0, fallback=fallback, timings=timings)
         session.folder.save_reply(reply, timings.total_ms)
@@ -324,7 +337,7 @@ class SessionManager:
         session._reconstruction = (count, potential)
         return potential
 
-    def _decide(self, session: Session, seq: int, count: int, timings: Timings) -> np.ndarray:
+    def _decide(self, session: Session, seq: int, count: int) -> Decision:
         """Reconstruct (adaptive only: the baselines do not look) and ask the strategy."""
         t0 = time.perf_counter()
         adaptive = isinstance(session.strategy, AdaptiveScan)
@@ -334,10 +347,11 @@ class SessionManager:
         state = ScanState(acquired, potential, len(session.positions), session.geometry.region)
         unit = session.strategy.next_positions(state, session.spec.subsequence if adaptive else count)[:count]
         t2 = time.perf_counter()
-        timings.reconstruct_ms, timings.decide_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
+        self.metrics.observe("reconstruct", t1 - t0)
+        self.metrics.observe("decide", t2 - t1)
         if adaptive and session.strategy.hidden is not None:
             session.folder.save_policy_state(seq, session.strategy.hidden.cpu().numpy())
-        return session.angstrom(unit)
+        return Decision(session.angstrom(unit), 1e3 * (t1 - t0), 1e3 * (t2 - t1))
 
     def reconstruction(self, session_id: str) -> np.ndarray:
         """The current reconstruction (H, W) complex (computed now for the baselines)."""
@@ -356,7 +370,7 @@ class SessionManager:
             if session.status == "open":
                 session.folder.finish()
                 session.status = status
-                self.index.update(session.id, status=status)
+                self.index.set_status(session.id, status)
                 self.metrics.sessions_closed.labels(status).inc()
                 log.info("session %s %s (%d positions)", session.id, status, session.acquired)
         return session

@@ -16,6 +16,7 @@ Layout of ``data_dir/SESSION_ID/``:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -45,8 +46,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -133,8 +132,6 @@ class SessionFolder:
                 self._h5.flush()
 
     def save_policy_state(self, seq: int, hidden: np.ndarray) -> None:
-        import io
-
         buffer = io.BytesIO()
         np.save(buffer, hidden, allow_pickle=False)
         _atomic_write(self.folder / "policy" / f"{seq:06d}.npy", buffer.getvalue())
@@ -202,12 +199,13 @@ class SessionFolder:
 
 
 class SessionIndex:
-    """SQLite index of sessions: id, status, strategy, spec, folder, counts, times."""
+    """SQLite index of sessions: id, status, strategy, spec, folder, model, times. Written
+    when a session opens and when its status changes, never per step (the batch files are
+    the record of progress)."""
 
     SCHEMA = """CREATE TABLE IF NOT EXISTS sessions (
         id TEXT PRIMARY KEY, status TEXT NOT NULL, strategy TEXT NOT NULL, spec_json TEXT NOT NULL,
-        folder TEXT NOT NULL, model TEXT, positions_acquired INTEGER NOT NULL DEFAULT 0,
-        steps INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL)"""
+        folder TEXT NOT NULL, model TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL)"""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,27 +222,15 @@ class SessionIndex:
                              (session_id, spec.strategy, spec.model_dump_json(), str(folder), model, created_at,
                               created_at))
 
-    def update(self, session_id: str, *, status: str | None = None, positions_acquired: int | None = None,
-               steps: int | None = None) -> None:
-        fields = {"status": status, "positions_acquired": positions_acquired, "steps": steps}
-        given = {k: v for k, v in fields.items() if v is not None}
-        sets = ", ".join(f"{k} = ?" for k in given)
+    def set_status(self, session_id: str, status: str) -> None:
         with self._lock:
-            self._db.execute(f"UPDATE sessions SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
-                             (*given.values(), time.time(), session_id))
+            self._db.execute("UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+                             (status, time.time(), session_id))
 
     def open_sessions(self) -> list[tuple[str, Path]]:
         with self._lock:
             rows = self._db.execute("SELECT id, folder FROM sessions WHERE status = 'open' ORDER BY created_at")
             return [(r[0], Path(r[1])) for r in rows.fetchall()]
-
-    def row(self, session_id: str) -> dict | None:
-        with self._lock:
-            cursor = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,))
-            values = cursor.fetchone()
-            if values is None:
-                return None
-            return dict(zip([c[0] for c in cursor.description], values))
 
     def close(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import cbor2
 import numpy as np
 from scan_client.stream import v1_messages, v2_messages
 
-from scan_server.service.decode import _bslz4_frame
+from scan_server.service.decode import decode_bslz4
 
 
 def test_v1_messages_follow_the_legacy_json_stream(recording):
@@ -28,7 +28,7 @@ def test_v1_messages_follow_the_legacy_json_stream(recording):
         assert described["type"] == recording.frames[index].dtype.name        # uint16 counts
         assert described["size"] == len(blob) and described["shape"] == [64, 64]
         assert json.loads(part3)["htype"] == "dconfig-1.0"
-        frame = _bslz4_frame(blob, np.dtype(described["type"]), tuple(described["shape"]))
+        frame = decode_bslz4([blob], np.dtype(described["type"]), tuple(described["shape"]))[0]
         np.testing.assert_array_equal(frame, np.rint(recording.frames[index]))
 
 
@@ -52,5 +52,5 @@ def test_v2_messages_decode_with_cbor2(recording):
         assert compression["tag"] == 56500
         kind, element_size, blob = compression["value"]
         assert kind == "bslz4" and element_size == 2
-        frame = _bslz4_frame(blob, np.dtype("<u2"), tuple(dims))
+        frame = decode_bslz4([blob], np.dtype("<u2"), tuple(dims))[0]
         np.testing.assert_array_equal(frame, np.rint(recording.frames[index]))
