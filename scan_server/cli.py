@@ -127,6 +127,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, dest="learning_rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int, help="sub-sequences per episode (5 → 250 positions)")
+    p.add_argument("--subsequence", type=_positive_int,
+                   help="positions per step (default: the preset's 50); on a trained run, pretrain starts a "
+                        "new policy of this size on its autoencoder (one model per Table I row)")
     p.add_argument("--reward", choices=("voronoi", "shared", "error"))
     p.add_argument("--baseline", action="store_true", default=None, help="subtract the batch-mean reward")
     p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
@@ -147,6 +150,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--ground-truth-cache", type=Path, metavar="DIR",
+                   help="keep each recording's full-data reconstruction here and reuse it in later evaluations")
     add_metadata_options(p)
 
 
@@ -324,7 +329,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if len(set(names)) != len(names):
         raise ParameterError("two recordings have the same name; rename one")
     report = evaluate(model, acquisitions, names, args.positions, args.subsequences,
-                      args.final_iterations or GROUND_TRUTH_ITERATIONS, args.out, args.seed, device)
+                      args.final_iterations or GROUND_TRUTH_ITERATIONS, args.out, args.seed, device,
+                      args.ground_truth_cache)
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ "
           f"({len(report['recordings'])} recordings)")
@@ -360,7 +366,8 @@ def _dispatch(args: argparse.Namespace) -> None:
                                   learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
                                   reward=args.reward, baseline=args.baseline, sigma=args.sigma,
                                   checkpoint_every=args.checkpoint_every)
-        if train(args.stage, settings, args.data, args.out, choose_device(args.device)) is not None:
+        if train(args.stage, settings, args.data, args.out, choose_device(args.device),
+                 args.subsequence) is not None:
             print(describe(args.out))
     elif args.command == "evaluate":
         run_evaluate(args)

@@ -24,6 +24,7 @@ from ..errors import ParameterError
 from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, Reconstruction, RopSettings, reconstruct_acquisition
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
+from . import ground_truth_cache
 from .baselines import select_positions
 from .figures import Panel, save_comparison
 from .metrics import relative_improvement, resolution_angstrom, ssim_phase
@@ -53,16 +54,32 @@ class RecordingResult:
     region: tuple[slice, slice]
 
 
-def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, subsequences: int,
+def check_positions(model: AdaptiveModel, positions: int, subsequences: int) -> None:
+    """``positions`` in ``subsequences`` steps of the model's n per step: n·(s − 1) < positions ≤ n·s
+    (a last step shorter than n is cut short, as the service does)."""
+    n = model.settings.policy.subsequence
+    if not n * (subsequences - 1) < positions <= n * subsequences:
+        raise ParameterError(f"the model proposes {n} positions per step: --positions must be more than "
+                             f"{n} × (--subsequences − 1) and at most {n} × --subsequences "
+                             f"(got {positions} and {subsequences})")
+
+
+def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, positions: int, subsequences: int,
                       device: torch.device) -> np.ndarray:
-    """The recorded patterns the policy visits (its means; the model's own Halton start)."""
+    """The recorded patterns the policy visits (its means; the model's own Halton start),
+    the first ``positions`` of them."""
     episodes = rollout(EpisodeBatch.over([acquisition], device), model, subsequences,
                        [model.settings.policy.halton_seed])
-    return episodes.indices[0]
+    return episodes.indices[0][:positions]
 
 
-def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool = False) -> Reconstruction:
-    """The converged reconstruction from all positions (the reference of every score)."""
+def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool = False,
+                 cache: Path | None = None) -> Reconstruction:
+    """The converged reconstruction from all positions (the reference of every score),
+    read from / written to the folder ``cache`` when given (see ``ground_truth_cache``)."""
+    if cache is not None:
+        return ground_truth_cache.load_or_compute(cache, acquisition, lambda: ground_truth(acquisition, device,
+                                                                                           progress))
     return reconstruct_acquisition(acquisition, np.arange(acquisition.count),
                                    RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device, progress=progress)
 
@@ -87,13 +104,13 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
 
 def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, positions: int, subsequences: int,
                        final_iterations: int, seed: int, device: torch.device,
-                       progress: bool = False) -> RecordingResult:
-    full = ground_truth(acquisition, device, progress)
+                       progress: bool = False, cache: Path | None = None) -> RecordingResult:
+    full = ground_truth(acquisition, device, progress, cache)
     shape = acquisition.scan.shape if acquisition.scan else None
     chosen = {name: select_positions(name, positions, acquisition.positions_angstrom, seed, shape)
               for name in BASELINES}
     if model is not None:
-        chosen = {"adaptive": _adaptive_indices(acquisition, model, subsequences, device), **chosen}
+        chosen = {"adaptive": _adaptive_indices(acquisition, model, positions, subsequences, device), **chosen}
     return score_strategies(acquisition, full, chosen, final_iterations, device)
 
 
@@ -174,15 +191,16 @@ def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], na
 
 
 def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], positions: int,
-             subsequences: int, final_iterations: int, out: Path, seed: int, device: torch.device) -> dict:
-    if model is not None and positions != model.settings.policy.subsequence * subsequences:
-        n = model.settings.policy.subsequence
-        raise ParameterError(f"the model proposes {n} positions per step: --positions must be {n} × "
-                             f"--subsequences (got {positions} and {subsequences})")
+             subsequences: int, final_iterations: int, out: Path, seed: int, device: torch.device,
+             cache: Path | None = None) -> dict:
+    """Every recording scored (``cache``: a folder of ground truths kept between evaluations)."""
+    if model is not None:
+        check_positions(model, positions, subsequences)
     for name, acquisition in zip(names, acquisitions):
         if acquisition.count < positions:
             raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {positions}")
-    recordings = [evaluate_recording(a, model, positions, subsequences, final_iterations, seed + i, device)
+    recordings = [evaluate_recording(a, model, positions, subsequences, final_iterations, seed + i, device,
+                                     cache=cache)
                   for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
     report = summarise(recordings, positions, subsequences, final_iterations, names)
     write_outputs(out, report, recordings, names)

@@ -13,6 +13,7 @@ import torch
 from .. import __version__
 from ..errors import ParameterError
 from ..policy.model import AdaptiveModel, ModelSettings
+from ..policy.recurrent import ScanPolicy
 from . import cae, pretrain, reinforce
 from .data import TrainingData
 from .run import CARD_FILE, MODEL_FILE, Distributed, load_model, run_stage
@@ -27,25 +28,62 @@ def stage_settings(stage: str, preset: str, **given: object) -> TrainSettings:
     return TrainSettings(preset=preset, **values)  # type: ignore[arg-type]
 
 
-def _model_for(run: Path, settings: TrainSettings, device: torch.device) -> tuple[AdaptiveModel, dict]:
+def _with_subsequence(model: AdaptiveModel, subsequence: int) -> AdaptiveModel:
+    """The same autoencoder with a new, untrained policy proposing ``subsequence`` positions per step."""
+    policy_settings = replace(model.settings.policy, subsequence=subsequence)
+    model.settings = replace(model.settings, policy=policy_settings)
+    model.policy = ScanPolicy(policy_settings, model.settings.encoder.latent_dim).to(next(model.parameters()).device)
+    return model
+
+
+def _autoencoder_card(card: dict) -> dict:
+    """What of a trained model's card still holds once its policy is replaced: the
+    autoencoder's training, and where it came from."""
+    dropped = ("evaluations", "weights_sha256", "stage")
+    kept = {k: v for k, v in card.items() if k not in dropped and not k.startswith(("pretrain", "rl"))}
+    kept["training"] = {k: v for k, v in card.get("training", {}).items() if k == "cae"}
+    kept["autoencoder_from"] = {"name": card.get("name"), "weights_sha256": card.get("weights_sha256")}
+    return kept
+
+
+def _model_for(run: Path, stage: str, settings: TrainSettings, device: torch.device,
+               subsequence: int | None = None) -> tuple[AdaptiveModel, dict]:
+    """The run's latest model, or a new one of the preset. ``subsequence`` (positions per
+    step) replaces the preset's; on a trained run only the pretraining stage may change it
+    (it then starts a new policy on the trained autoencoder, e.g. one per Table I row)."""
     if (run / MODEL_FILE).is_file():
         model, card = load_model(run, device)
         if model.settings.preset != settings.preset:
             raise ParameterError(f"{run} holds a {model.settings.preset!r} model, not {settings.preset!r}")
-        return model, card
+        if subsequence is None or subsequence == model.settings.policy.subsequence:
+            return model, card
+        if stage != "pretrain":
+            raise ParameterError(f"{run} holds a policy of {model.settings.policy.subsequence} positions per step; "
+                                 f"only the pretrain stage can start one of {subsequence}")
+        checkpoint = run / "pretrain.checkpoint.json"
+        if checkpoint.is_file():
+            held = json.loads(checkpoint.read_text())["settings"]["policy"]["subsequence"]
+            if held != subsequence:
+                raise ParameterError(f"{run} holds a pretraining checkpoint of {held} positions per step; "
+                                     f"start the policy of {subsequence} in a new run folder")
+        torch.manual_seed(settings.seed)
+        return _with_subsequence(model, subsequence), _autoencoder_card(card)
     if settings.preset not in ("cpu", "paper", "tiny"):
         raise ParameterError(f"unknown preset {settings.preset!r}: choose cpu or paper")
     torch.manual_seed(settings.seed)
-    return AdaptiveModel(ModelSettings.from_preset(settings.preset)).to(device), {}
+    model = AdaptiveModel(ModelSettings.from_preset(settings.preset)).to(device)
+    return (model if subsequence is None else _with_subsequence(model, subsequence)), {}
 
 
-def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, device: torch.device) -> Path | None:
-    """Run one stage; returns the model card's path in the main process (None elsewhere)."""
+def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, device: torch.device,
+          subsequence: int | None = None) -> Path | None:
+    """Run one stage; returns the model card's path in the main process (None elsewhere).
+    ``subsequence``: positions per step when it differs from the preset's (see ``_model_for``)."""
     if stage not in STAGES:
         raise ParameterError(f"unknown stage {stage!r}: choose cae, pretrain or rl")
     distributed = Distributed.from_environment()
     data = TrainingData(data_folder, distributed.rank, distributed.world, device)
-    model, card = _model_for(run, settings, device)
+    model, card = _model_for(run, stage, settings, device, subsequence)
     if stage == "cae":
         parameters, network = model.autoencoder.parameters(), distributed.wrap(model.autoencoder)
     else:

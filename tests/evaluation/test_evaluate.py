@@ -63,7 +63,8 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
 def test_positions_must_match_the_models_sub_sequence(tiny_model, recordings, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tiny_model), "--data", str(recordings[0]), "--positions", "20",
                  "--subsequences", "4", "--out", str(tmp_path / "x")]) == 2
-    assert "--positions must be 10 × --subsequences (got 20 and 4)" in capsys.readouterr().err
+    assert ("--positions must be more than 10 × (--subsequences − 1) and at most 10 × --subsequences "
+            "(got 20 and 4)") in capsys.readouterr().err
     assert main(["evaluate", "--data", str(recordings[0]), "--positions", "250", "--out", str(tmp_path / "x")]) == 2
     assert "holds 144 patterns, fewer than --positions 250" in capsys.readouterr().err
 
@@ -79,3 +80,23 @@ def test_tampered_weights_are_refused(tiny_model, tmp_path):
     with pytest.raises(ParameterError, match="sha256"):
         load_model_folder(copy)
     assert load_model_folder(tiny_model).settings.preset == "tiny"
+
+
+def test_a_last_step_shorter_than_the_models_is_cut_short_and_ground_truths_are_cached(tiny_model, recordings,
+                                                                                        tmp_path):
+    cache = tmp_path / "cache"
+    common = ["--model", str(tiny_model), "--data", *map(str, recordings), "--subsequences", "3",
+              "--final-iterations", "2", "--ground-truth-cache", str(cache)]
+    assert main(["evaluate", *common, "--positions", "25", "--out", str(tmp_path / "a")]) == 0
+    name = json.loads((tmp_path / "a" / "report.json").read_text())["recordings"][0]
+    positions = np.loadtxt(tmp_path / "a" / "positions" / name / "adaptive.csv", delimiter=",", skiprows=1)
+    assert positions.shape == (25, 2) and len(np.unique(positions, axis=0)) == 25
+    entries = sorted(cache.glob("*.npz"))
+    assert len(entries) == 2  # one per recording
+    stamps = [e.stat().st_mtime_ns for e in entries]
+    assert main(["evaluate", *common, "--positions", "30", "--out", str(tmp_path / "b")]) == 0
+    assert [e.stat().st_mtime_ns for e in sorted(cache.glob("*.npz"))] == stamps  # read, not rewritten
+    full = [json.loads((tmp_path / d / "report.json").read_text())["full"] for d in "ab"]
+    assert full[0] == full[1]
+    longer = np.loadtxt(tmp_path / "b" / "positions" / name / "adaptive.csv", delimiter=",", skiprows=1)
+    assert {tuple(p) for p in positions} < {tuple(p) for p in longer}  # the same steps, the last one longer

@@ -114,3 +114,27 @@ def test_two_process_ddp_on_cpu(recordings, tmp_path):
     assert card["training"]["cae"]["processes"] == 2
     rows = (tmp_path / "ddp" / "cae.csv").read_text().split()[1:]
     assert len(rows) == 2 and all(np.isfinite(float(row.split(",")[1])) for row in rows)
+
+
+def test_pretrain_starts_a_policy_of_another_size_on_the_trained_autoencoder(recordings, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--data", str(recordings), "--out", str(run), "--iterations", "1"]
+    assert main(["train", "cae", *common]) == 0
+    assert main(["train", "pretrain", *common]) == 0
+    before = load_file(str(run / "model.safetensors"))
+    assert main(["train", "rl", *common, "--subsequence", "7"]) == 2
+    assert "only the pretrain stage can start one of 7" in capsys.readouterr().err
+    assert main(["train", "pretrain", *common, "--subsequence", "7", "--steps", "4"]) == 2
+    assert "holds a pretraining checkpoint of 10 positions per step" in capsys.readouterr().err
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("pretrain.*"))
+    assert main(["train", "pretrain", "--preset", "tiny", "--data", str(recordings), "--out", str(fresh),
+                 "--iterations", "1", "--subsequence", "7", "--steps", "4"]) == 0
+    card = json.loads((fresh / "model_card.json").read_text())
+    assert card["settings"]["policy"]["subsequence"] == 7 and set(card["training"]) == {"cae", "pretrain"}
+    assert "evaluations" not in card and "pretrain_seconds" in card
+    after = load_file(str(fresh / "model.safetensors"))
+    assert after["policy.fc_h.weight"].shape == (14, POLICY_PRESETS["tiny"].hidden)
+    for key in (k for k in before if k.startswith("autoencoder.")):
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
