@@ -182,8 +182,9 @@ def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], na
         folder.mkdir(parents=True, exist_ok=True)
         panels = []
         for strategy, entry in result.strategies.items():
-            np.savetxt(folder / f"{strategy}.csv", entry.positions_angstrom, delimiter=",",
-                       header="y_angstrom,x_angstrom", comments="", fmt="%.4f")
+            if strategy != "full":  # the full scan's positions are the recording's own
+                np.savetxt(folder / f"{strategy}.csv", entry.positions_angstrom, delimiter=",",
+                           header="y_angstrom,x_angstrom", comments="", fmt="%.4f")
             title = f"{strategy}: SSIM {entry.ssim:.3f}" if strategy != "full" else "full data (ground truth)"
             panels.append(Panel(title, entry.phase, result.grid, result.region,
                                 None if strategy == "full" else entry.positions_angstrom, entry.resolution_angstrom))

@@ -68,8 +68,9 @@ def draw_diffractogram(ax: plt.Axes, panel: Panel, q_max_inv_angstrom: float = 1
     ax.set_xlabel("q_x (Å⁻¹)")
 
 
-def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "") -> Path:
-    """Phases (top row) and diffractograms (bottom row) side by side, as a PNG."""
+def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "", dpi: int = 80) -> Path:
+    """Phases (top row) and diffractograms (bottom row) side by side, as a PNG (80 dpi:
+    about 200 kB for five panels, small enough to keep reports in the repository)."""
     fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 8), squeeze=False)
     for column, panel in enumerate(panels):
         draw_phase(axes[0, column], panel)
@@ -79,7 +80,7 @@ def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
