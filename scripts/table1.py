@@ -18,9 +18,13 @@ PAPER = {(250, 2): (16.71, 9.74), (250, 3): (22.89, 15.06), (250, 4): (24.96, 19
          (335, 5): (12.53, 28.71), (420, 5): (12.29, 29.23), (500, 5): (8.16, 31.59)}
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.1f}".replace("-", "−")
+
+
 def _percent(entry: dict) -> str:
     low, high = entry["ci95"]
-    return f"{100 * entry['mean']:+.1f} % [{100 * low:+.1f}, {100 * high:+.1f}]".replace("-", "−")
+    return f"{_signed(100 * entry['mean'])} % [{_signed(100 * low)}, {_signed(100 * high)}]"
 
 
 def row(report: dict, full: int) -> str:
@@ -29,7 +33,7 @@ def row(report: dict, full: int) -> str:
     ssim = " | ".join(f"{report[s]['ssim_mean']:.3f}" for s in ("adaptive", "random", "halton", "raster"))
     paper_text = f"{paper[0]:+.2f} % / {paper[1]:+.2f} %" if paper else "—"
     return (f"| {positions} | {count} | {full / positions:.0f}× | {ssim} | {_percent(report['q_ssim_vs_random'])} | "
-            f"{_percent(report['q_ssim_vs_halton'])} | {100 * report['q_res_vs_random']:+.1f} % | {paper_text} |")
+            f"{_percent(report['q_ssim_vs_halton'])} | {_signed(100 * report['q_res_vs_random'])} % | {paper_text} |")
 
 
 def table(reports: list[dict], full: int) -> str:

@@ -2,7 +2,8 @@
 # One model per row of the paper's Table I (other than 250 positions in 5 sub-sequences, which is
 # models/mos2-cpu-v1): each starts from mos2-cpu-v1's trained autoencoder, gets a new policy proposing
 # the row's positions per step (--subsequence), Halton pretraining and REINFORCE on the same 16 training
-# recordings as mos2-cpu-v1 (seeds 1000–1015, made by scripts/train-mos2-cpu-v1.sh or here).
+# recordings as mos2-cpu-v1 (seeds 1000–1015, made by scripts/train-mos2-cpu-v1.sh or here), and installs
+# it as models/mos2-cpu-v1-ROW. The committed models used RL_ITERATIONS=60, and 20 for 420x5 and 500x5.
 # Usage: scripts/train-table1.sh [WORK_DIR] [ROW...]   rows: 250x2 250x3 250x4 335x5 420x5 500x5
 # A row whose total is not a multiple of its sub-sequences proposes ceil(total / count) positions
 # per step; the last step is cut short (250 in 3: 84 + 84 + 82; in 4: 63 + 63 + 63 + 61).
@@ -27,4 +28,5 @@ for row in $ROWS; do
         --subsequence "$per_step" --iterations "$PRETRAIN_ITERATIONS"
     "$BIN" train rl --preset cpu --data "$DATA" --out "$run" --steps "$count" --iterations "$RL_ITERATIONS" \
         --reward error --baseline
+    "$BIN" export "$run" --name "mos2-cpu-v1-$row"
 done
