@@ -92,7 +92,10 @@ def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, dev
         model.settings = replace(model.settings, policy=model.policy.settings)
         parameters, network = model.policy.parameters(), distributed.wrap(model)
     optimizer = torch.optim.Adam(parameters, lr=settings.learning_rate)
-    card = {"name": run.name, "version": __version__, **{k: v for k, v in card.items() if k != "settings"},
+    # an installed model's card also holds its weights' sha256 and evaluations: both describe weights this
+    # stage is about to change
+    stale = ("settings", "weights_sha256", "evaluations")
+    card = {"name": run.name, "version": __version__, **{k: v for k, v in card.items() if k not in stale},
             "settings": model.settings.as_dict(),
             "training": {**card.get("training", {}), stage: {**asdict(settings), "processes": distributed.world}},
             "data": data.describe()}

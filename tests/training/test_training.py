@@ -138,3 +138,22 @@ def test_pretrain_starts_a_policy_of_another_size_on_the_trained_autoencoder(rec
     assert after["policy.fc_h.weight"].shape == (14, POLICY_PRESETS["tiny"].hidden)
     for key in (k for k in before if k.startswith("autoencoder.")):
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+
+
+def test_training_on_from_an_installed_model_gives_a_loadable_run(recordings, tmp_path):
+    """An installed model's card holds the sha256 of its weights; a stage trained on from it
+    must not carry that stale sha256 (the run would then be refused as tampered)."""
+    from scan_server.policy.checkpoint import export_model, load_model_folder
+
+    run = tmp_path / "run"
+    assert main(["train", "pretrain", "--preset", "tiny", "--data", str(recordings), "--out", str(run),
+                 "--iterations", "1"]) == 0
+    installed = export_model(run, tmp_path / "models", "base")
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("model.safetensors", "model_card.json"):
+        shutil.copyfile(installed / name, again / name)
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(again),
+                 "--iterations", "1"]) == 0
+    assert "weights_sha256" not in json.loads((again / "model_card.json").read_text())
+    load_model_folder(again)
