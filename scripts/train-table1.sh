@@ -3,7 +3,8 @@
 # models/mos2-cpu-v1): each starts from mos2-cpu-v1's trained autoencoder, gets a new policy proposing
 # the row's positions per step (--subsequence), Halton pretraining and REINFORCE on the same 16 training
 # recordings as mos2-cpu-v1 (seeds 1000–1015, made by scripts/train-mos2-cpu-v1.sh or here), and installs
-# it as models/mos2-cpu-v1-ROW. The committed models used RL_ITERATIONS=60, and 20 for 420x5 and 500x5.
+# it as models/mos2-cpu-v1-ROW. The committed 420x5 and 500x5 had not fitted the Halton continuation after
+# 100 pretraining iterations and were continued to 200 and 150: PRETRAIN_ITERATIONS=200 for 420x5, 150 for 500x5.
 # Usage: scripts/train-table1.sh [WORK_DIR] [ROW...]   rows: 250x2 250x3 250x4 335x5 420x5 500x5
 # A row whose total is not a multiple of its sub-sequences proposes ceil(total / count) positions
 # per step; the last step is cut short (250 in 3: 84 + 84 + 82; in 4: 63 + 63 + 63 + 61).
