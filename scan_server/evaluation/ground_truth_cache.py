@@ -5,8 +5,9 @@ and is the same for every evaluation of that recording, so ``scan-server evaluat
 --ground-truth-cache DIR`` keeps each one as ``DIR/<key>.npz``. The key is a sha256 of
 everything the reconstruction depends on: the counts of every pattern, the positions, the
 optics, the detector geometry, the iteration count and the package version (a new version
-may reconstruct differently, so it never reads an old entry). Entries are written
-atomically and read without pickle.
+may reconstruct differently, so it never reads an old entry). The device is not part of
+the key: an entry computed on a GPU serves a CPU run (they agree to float32 rounding).
+Entries are written atomically and read without pickle.
 """
 
 from __future__ import annotations
