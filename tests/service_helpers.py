@@ -75,6 +75,11 @@ def acquire(acquisition: Acquisition, used: np.ndarray, positions: np.ndarray) -
     return exposure.frames.astype(np.uint16), exposure.positions_angstrom
 
 
+def first_batch(acquisition: Acquisition, opened: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The patterns a fresh session's first positions select: (frames uint16, actual positions Å)."""
+    return acquire(acquisition, np.zeros(acquisition.count, dtype=bool), np.asarray(opened["positions_angstrom"]))
+
+
 def open_session(server: Server, acquisition: Acquisition, **spec: object) -> dict:
     with server.http() as client:
         response = client.post("/sessions", json=spec_for(acquisition, **spec))

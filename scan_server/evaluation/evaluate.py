@@ -77,11 +77,12 @@ def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool 
                  cache: Path | None = None) -> Reconstruction:
     """The converged reconstruction from all positions (the reference of every score),
     read from / written to the folder ``cache`` when given (see ``ground_truth_cache``)."""
-    if cache is not None:
-        return ground_truth_cache.load_or_compute(cache, acquisition, lambda: ground_truth(acquisition, device,
-                                                                                           progress))
-    return reconstruct_acquisition(acquisition, np.arange(acquisition.count),
-                                   RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device, progress=progress)
+    def compute() -> Reconstruction:
+        return reconstruct_acquisition(acquisition, np.arange(acquisition.count),
+                                       RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device,
+                                       progress=progress)
+
+    return compute() if cache is None else ground_truth_cache.load_or_compute(cache, acquisition, compute)
 
 
 def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dict[str, np.ndarray],

@@ -16,7 +16,7 @@ from ..policy.model import AdaptiveModel, ModelSettings
 from ..policy.recurrent import ScanPolicy
 from . import cae, pretrain, reinforce
 from .data import TrainingData
-from .run import CARD_FILE, MODEL_FILE, Distributed, load_model, run_stage
+from .run import CARD_FILE, MODEL_FILE, Distributed, checkpoint_paths, load_model, run_stage
 from .settings import STAGE_DEFAULTS, TrainSettings
 
 STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce}
@@ -60,7 +60,7 @@ def _model_for(run: Path, stage: str, settings: TrainSettings, device: torch.dev
         if stage != "pretrain":
             raise ParameterError(f"{run} holds a policy of {model.settings.policy.subsequence} positions per step; "
                                  f"only the pretrain stage can start one of {subsequence}")
-        checkpoint = run / "pretrain.checkpoint.json"
+        checkpoint = checkpoint_paths(run, "pretrain")[1]
         if checkpoint.is_file():
             held = json.loads(checkpoint.read_text())["settings"]["policy"]["subsequence"]
             if held != subsequence:

@@ -127,7 +127,8 @@ def load_model(folder: Path, device: torch.device | None = None) -> tuple[Adapti
     return model.to(device or torch.device("cpu")), card
 
 
-def _checkpoint_paths(run: Path, stage: str) -> tuple[Path, Path]:
+def checkpoint_paths(run: Path, stage: str) -> tuple[Path, Path]:
+    """A stage's checkpoint files in a run folder: (weights .safetensors, state .json)."""
     return run / f"{stage}.checkpoint.safetensors", run / f"{stage}.checkpoint.json"
 
 
@@ -136,7 +137,7 @@ def save_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torc
     tensors, optimizer_info = _optimizer_to_files(optimizer)
     tensors.update({f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     tensors["rng.torch"] = state.generator.get_state()
-    weights, info = _checkpoint_paths(run, stage)
+    weights, info = checkpoint_paths(run, stage)
     weights_tmp, info_tmp = weights.with_name(weights.name + ".tmp"), info.with_name(info.name + ".tmp")
     save_file(tensors, str(weights_tmp))
     info_tmp.write_text(json.dumps({
@@ -148,7 +149,7 @@ def save_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torc
 
 def load_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.optim.Optimizer
                     ) -> StageState | None:
-    weights, info_path = _checkpoint_paths(run, stage)
+    weights, info_path = checkpoint_paths(run, stage)
     if not (weights.is_file() and info_path.is_file()):
         return None
     tensors = load_file(str(weights))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import TOKEN, Wire, acquire, spec_for
+from service_helpers import TOKEN, Wire, acquire, first_batch, spec_for
 
 from scan_server.errors import ParameterError
 from scan_server.evaluation.baselines import halton_unit
@@ -92,8 +92,7 @@ def test_idle_sessions_expire_and_their_recording_is_complete(tmp_path, models_d
         opened = client.post("/sessions", json=spec_for(recording, "random", total=30)).json()
         wire = Wire(client.app.state.data_plane.endpoint)
         try:
-            used = np.zeros(recording.count, dtype=bool)
-            frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+            frames, actual = first_batch(recording, opened)
             wire.batch(opened["session_id"], 0, frames, actual)
         finally:
             wire.close()

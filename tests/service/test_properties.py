@@ -9,11 +9,10 @@ import json
 from urllib.parse import quote
 
 import httpx
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from service_helpers import TOKEN, acquire, open_session
+from service_helpers import TOKEN, first_batch, open_session
 
 from scan_server.service.errors import ErrorCode
 
@@ -84,8 +83,7 @@ def wire_for_properties(server):
 def test_malformed_zmq_messages_get_an_error_reply_and_the_session_survives(server, wire_for_properties, recording):
     wire = wire_for_properties
     opened = open_session(server, recording, strategy="halton", total=20, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     valid = {"type": "batch", "session_id": opened["session_id"], "seq": 0, "token": TOKEN,
              "positions_angstrom": actual.tolist(), "dtype": "uint16", "shape": list(frames.shape), "encoding": "raw"}
     headers = st.builds(lambda changes: json.dumps({**valid, **changes}).encode(),

@@ -4,7 +4,7 @@ data: the session resumes where it stopped and its recording holds every frame."
 from __future__ import annotations
 
 import numpy as np
-from service_helpers import Server, Wire, acquire, open_session, run_session
+from service_helpers import Server, Wire, acquire, first_batch, open_session, run_session
 
 from scan_server.io.canonical import read_recording
 
@@ -61,8 +61,7 @@ def test_a_batch_stored_but_not_answered_is_answered_after_restart(tmp_path, mod
     try:
         opened = open_session(server, recording, strategy="halton", total=30, subsequence=10)
         sid = opened["session_id"]
-        used = np.zeros(recording.count, dtype=bool)
-        frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+        frames, actual = first_batch(recording, opened)
         first = wire.batch(sid, 0, frames, actual)
         server.stop(kill=True)
         (tmp_path / "sessions" / sid / "replies" / "000000.json").unlink()

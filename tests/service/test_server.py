@@ -8,7 +8,7 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from service_helpers import TOKEN, Wire, acquire, open_session, run_session, spec_for
+from service_helpers import TOKEN, Wire, first_batch, open_session, run_session, spec_for
 
 from scan_server.io.canonical import read_recording
 from scan_server.service.decode import encode_bslz4
@@ -66,8 +66,7 @@ def test_baseline_sessions_are_served_the_same_way(server, wire, recording, stra
 
 def test_reconstruction_npy_is_complex(server, wire, recording):
     opened = open_session(server, recording, strategy="halton", total=20, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     wire.batch(opened["session_id"], 0, frames, actual)
     with server.http() as client:
         response = client.get(f"/sessions/{opened['session_id']}/reconstruction")
@@ -78,8 +77,7 @@ def test_reconstruction_npy_is_complex(server, wire, recording):
 
 def test_a_repeated_seq_gets_the_same_reply_without_a_second_step(server, wire, recording):
     opened = open_session(server, recording, strategy="adaptive", total=40, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     first = wire.batch(opened["session_id"], 0, frames, actual)
     again = wire.batch(opened["session_id"], 0, frames, actual)
     assert again == first
@@ -126,8 +124,7 @@ def _bad_batches(session_id: str, frames: np.ndarray, positions: np.ndarray) -> 
 
 def test_every_bad_input_gets_its_code_and_the_session_stays_usable(server, wire, recording):
     opened = open_session(server, recording, strategy="halton", total=20, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     for code, parts in _bad_batches(opened["session_id"], frames, actual):
         reply = wire.send_raw(parts)
         assert reply["type"] == "error" and reply["code"] == code, (code, reply)
@@ -141,8 +138,7 @@ def test_every_bad_input_gets_its_code_and_the_session_stays_usable(server, wire
 
 def test_bslz4_frames_as_a_detector_sends_them(server, wire, recording):
     opened = open_session(server, recording, strategy="raster", total=10, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     header = {"type": "batch", "session_id": opened["session_id"], "seq": 0, "token": TOKEN,
               "positions_angstrom": actual.tolist(), "dtype": "uint16", "shape": list(frames.shape),
               "encoding": "bslz4"}
@@ -198,8 +194,7 @@ def test_two_concurrent_sessions_do_not_interfere(server, recording):
 
 def test_finishing_a_session_closes_its_recording(server, wire, recording):
     opened = open_session(server, recording, strategy="halton", total=30, subsequence=10)
-    used = np.zeros(recording.count, dtype=bool)
-    frames, actual = acquire(recording, used, np.asarray(opened["positions_angstrom"]))
+    frames, actual = first_batch(recording, opened)
     wire.batch(opened["session_id"], 0, frames, actual)
     with server.http() as client:
         finished = client.delete(f"/sessions/{opened['session_id']}").json()
