@@ -76,10 +76,15 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:
+    from .physics.families import MIXED, SPECIMEN_FAMILIES
+
     p = commands.add_parser("simulate", help="simulate full raster recordings with ground truth",
                             description="Simulate recordings of a randomised MoS2 monolayer (or your own "
-                                        "structure) in the canonical HDF5 format, one file per seed.")
+                                        "structure), whole or shaped into a specimen family, in the canonical "
+                                        "HDF5 format, one file per seed. Families: docs/physics.md.")
     p.add_argument("--preset", default="paper", help="paper (100×100 positions) or small (32×32)")
+    p.add_argument("--specimen", default="film", choices=(*SPECIMEN_FAMILIES, MIXED),
+                   help="specimen family (default: film); mixed: the families in turn by seed (seed mod 6)")
     p.add_argument("--count", type=_positive_int, default=1, help="number of recordings")
     p.add_argument("--seed", type=int, default=0, help="seed of the first recording (then seed+1, …)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -226,14 +231,20 @@ def _simulation_settings(args: argparse.Namespace) -> SimulationSettings:
 
 
 def run_simulate(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from .device import choose_device
+    from .physics.families import family_for_seed
     from .physics.simulate import simulate_recording
 
-    settings = _simulation_settings(args)
+    common = _simulation_settings(args)
     device = choose_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seed, args.seed + args.count):
-        canonical = args.out / f"{args.preset}_{seed:06d}.h5"
+        family = family_for_seed(args.specimen, seed)
+        settings = replace(common, family=family)
+        stem = args.preset if family == "film" else f"{args.preset}_{family}"
+        canonical = args.out / f"{stem}_{seed:06d}.h5"
         target = _exported_path(canonical, args.format, settings.scan.count * settings.detector_px**2 * 4)
         if target.exists():
             print(f"{target}: exists, skipped")

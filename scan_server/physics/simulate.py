@@ -20,8 +20,9 @@ from ..io.canonical import RecordingWriter, frame_dtype
 from ..units import interaction_constant_rad_per_volt_angstrom
 from .forward import WindowPlan, detector_intensity, forward_patterns, poisson_counts
 from .potential import projected_potential_volt_angstrom
+from .families import SPECIMEN_FAMILIES, SpecimenFrame, generate_family_specimen
 from .probe import probe_real
-from .specimen import SpecimenSettings, generate_specimen
+from .specimen import SpecimenSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class SimulationSettings:
     also integrate each detector pixel over 2 × 2 model pixels (4× the cost; the 21 Å
     probe window of ``upsample`` 1 already holds a probe defocused by 20 Å without
     aliasing). ``c10_range_angstrom`` is the spread of
-    the defocus (C10 = −defocus) drawn uniformly per recording.
+    the defocus (C10 = −defocus) drawn uniformly per recording. ``family`` is one of
+    ``families.SPECIMEN_FAMILIES`` (``film``: the paper's homogeneous MoS2 film).
     """
 
     energy_ev: float = 60e3
@@ -50,6 +52,7 @@ class SimulationSettings:
     electrons_per_pattern: float = 2.1e5
     poisson_noise: bool = True
     specimen: SpecimenSettings = field(default_factory=SpecimenSettings)
+    family: str = "film"
     chunk_positions: int = 256
 
     def __post_init__(self) -> None:
@@ -58,6 +61,9 @@ class SimulationSettings:
         low, high = self.c10_range_angstrom
         if low > high:
             raise ParameterError(f"defocus range must be (low, high), got {self.c10_range_angstrom}")
+        if self.family not in SPECIMEN_FAMILIES:
+            raise ParameterError(f"unknown specimen family {self.family!r}: choose one of "
+                                 f"{', '.join(SPECIMEN_FAMILIES)}")
 
     @property
     def geometry(self) -> SamplingGeometry:
@@ -82,12 +88,17 @@ def preset(name: str, **overrides: object) -> SimulationSettings:
     return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]
 
 
-def _specimen_phase(settings: SimulationSettings, grid: ObjectGrid, rng: np.random.Generator,
-                    device: torch.device) -> tuple[np.ndarray, dict]:
+def _specimen_phase(settings: SimulationSettings, grid: ObjectGrid, positions_angstrom: np.ndarray,
+                    rng: np.random.Generator, device: torch.device) -> tuple[np.ndarray, dict]:
+    """The true phase (H, W) rad on ``grid`` of a specimen of the settings' family, whose
+    scan field is the bounding box of ``positions_angstrom`` (n, 2) Å, and its description."""
     pad_angstrom = 4.0
     box = np.asarray(grid.shape_px) * grid.pixel_size_angstrom + 2 * pad_angstrom
-    specimen = generate_specimen(settings.specimen, (float(box[0]), float(box[1])), rng)
     corner = np.asarray(grid.origin_angstrom) - 0.5 * grid.pixel_size_angstrom - pad_angstrom
+    frame = SpecimenFrame((float(box[0]), float(box[1])),
+                          tuple(float(v) for v in positions_angstrom.min(axis=0) - corner),  # type: ignore[arg-type]
+                          tuple(float(v) for v in positions_angstrom.max(axis=0) - corner))  # type: ignore[arg-type]
+    specimen = generate_family_specimen(settings.family, settings.specimen, frame, rng)
     potential = projected_potential_volt_angstrom(specimen.positions_angstrom + corner, specimen.numbers,
                                                   grid, pad_angstrom=pad_angstrom, device=device)
     sigma = interaction_constant_rad_per_volt_angstrom(settings.energy_ev)
@@ -107,7 +118,7 @@ def simulate_recording(settings: SimulationSettings, seed: int, path: str | Path
     c10 = float(rng.uniform(*settings.c10_range_angstrom))
     optics = ProbeOptics(settings.energy_ev, settings.semiangle_mrad, c10_angstrom=c10,
                          c30_angstrom=settings.c30_angstrom)
-    phase, description = _specimen_phase(settings, grid, rng, device)
+    phase, description = _specimen_phase(settings, grid, positions, rng, device)
     transmission = torch.exp(1j * torch.as_tensor(phase, device=device)).to(torch.complex64)[None]
     probe = probe_real(optics, geometry, device).to(torch.complex64)
     unscattered_peak = float(detector_intensity(probe[None], geometry).max())
