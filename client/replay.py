@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from scan_server.contracts import Acquisition
 from scan_server.evaluation.evaluate import (
+    DosePlan,
     ground_truth,
     score_strategies,
     summarise,
@@ -97,11 +98,11 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
             microscope = RecordedMicroscope(acquisition)
             result = run_scan(microscope, client, spec_for(acquisition, strategy, positions, subsequence, seed + i,
                                                            label=f"replay of {name}"))
-            chosen[strategy] = microscope.visited
+            chosen[strategy] = {positions: microscope.visited}
             latencies.add(strategy, result.latencies_ms, result.fallbacks)
         full = ground_truth(acquisition, device)
-        results.append(score_strategies(acquisition, full, chosen, final_iterations, device))
-    report = summarise(results, positions, -(-positions // subsequence), final_iterations, names)
+        results.append(score_strategies(acquisition, full, chosen, final_iterations, positions, device))
+    report = summarise(results, DosePlan.of([positions]), final_iterations, names, subsequence)
     report["latency_ms"] = latencies.summary()
     report["server"] = client.url
     report["model"] = client.health().get("model") if "adaptive" in strategies else None

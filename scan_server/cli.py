@@ -143,13 +143,22 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("evaluate", help="adaptive against random, Halton and sparse raster scans",
-                            description="Score every strategy on recordings against the full-data reconstruction "
-                                        "and write report.json, report.md, figures and the positions visited.")
+    p = commands.add_parser("evaluate", help="dose–quality curves: adaptive against random, Halton, sparse raster "
+                                             "and the oracle-material reference",
+                            description="Score every strategy at every count of --positions against the full-data "
+                                        "reconstruction (whole field and material) and the true phase when the "
+                                        "recording has one; dose ratios against Halton; write report.json, "
+                                        "report.md, figures and the positions visited. See docs/evaluation.md.")
     p.add_argument("--model", type=Path, help="model folder (models/NAME or a run folder); omit for baselines only")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="recordings (any supported format)")
-    p.add_argument("--positions", type=_positive_int, default=250)
-    p.add_argument("--subsequences", type=_positive_int, default=5)
+    p.add_argument("--positions", type=_positive_int, nargs="+", default=[250], metavar="N",
+                   help="position counts of the curves, e.g. 60 100 150 200 250 350 (default: 250)")
+    p.add_argument("--reference-positions", type=_positive_int, metavar="N",
+                   help="the count at which Halton's score is the dose ratios' target (default 250; one of "
+                        "--positions)")
+    p.add_argument("--subsequences", type=_positive_int,
+                   help="check that the model reaches the largest count in this many steps (default: as many "
+                        "steps as it needs)")
     p.add_argument("--final-iterations", type=_positive_int,
                    help="ROP iterations of every final reconstruction (default: converged; 5: the paper's protocol)")
     p.add_argument("--seed", type=int, default=0)
@@ -327,11 +336,12 @@ def run_reconstruct(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from .device import choose_device
-    from .evaluation.evaluate import evaluate
+    from .evaluation.evaluate import DosePlan, evaluate
     from .io.open import open_recording
     from .physics.reconstruct import GROUND_TRUTH_ITERATIONS
     from .policy.checkpoint import load_model_folder
 
+    plan = DosePlan.of(args.positions, args.reference_positions)
     device = choose_device(args.device)
     model = load_model_folder(args.model, device) if args.model else None
     overrides = metadata_overrides(args)
@@ -339,7 +349,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     names = [path.name.split(".")[0].removesuffix("_master") for path in args.data]
     if len(set(names)) != len(names):
         raise ParameterError("two recordings have the same name; rename one")
-    report = evaluate(model, acquisitions, names, args.positions, args.subsequences,
+    report = evaluate(model, acquisitions, names, plan, args.subsequences,
                       args.final_iterations or GROUND_TRUTH_ITERATIONS, args.out, args.seed, device,
                       args.ground_truth_cache)
     print((args.out / "report.md").read_text())

@@ -28,7 +28,8 @@ def _percent(entry: dict) -> str:
 
 
 def row(report: dict, full: int) -> str:
-    positions, count = report["positions"], report["subsequences"]
+    # reports before the dose–quality curves held one count in "positions"; later ones name it
+    positions, count = report.get("reference_positions", report["positions"]), report["subsequences"]
     paper = PAPER.get((positions, count))
     ssim = " | ".join(f"{report[s]['ssim_mean']:.3f}" for s in ("adaptive", "random", "halton", "raster"))
     paper_text = f"{paper[0]:+.2f} % / {paper[1]:+.2f} %" if paper else "—"

@@ -33,6 +33,20 @@ def test_simulate_resumes_by_skipping_finished_recordings(recording, capsys):
     assert "exists, skipped" in capsys.readouterr().out
 
 
+def test_simulate_mixed_names_each_recording_by_its_family(tmp_path, capsys):
+    """Seeds 3 and 4 of a mixed set are an island and particles (seed mod 6); the truth shows vacuum
+    around the island, and its family and material fraction travel with the recording."""
+    assert main(["simulate", "--preset", "small", "--scan-shape", "40", "40", "--specimen", "mixed", "--count", "2",
+                 "--seed", "3", "--out", str(tmp_path)]) == 0
+    island = read_recording(tmp_path / "small_island_000003.h5")
+    description = island.metadata["specimen"]
+    assert description["family"] == "island" and 0 < description["material_fraction_field"] < 1
+    region = island.ground_truth.grid.scan_region(island.positions_angstrom)
+    phase = island.ground_truth.phase_rad[region]
+    assert (phase < 0.01 * phase.max()).mean() > 0.5 * (1 - description["material_fraction_field"])
+    assert read_recording(tmp_path / "small_particles_000004.h5").metadata["specimen"]["family"] == "particles"
+
+
 @pytest.mark.parametrize("strategy", ["raster", "random", "halton"])
 def test_reconstruct_writes_npy_and_png_and_prints_the_time(recording, tmp_path, capsys, strategy):
     out = tmp_path / f"rec_{strategy}"

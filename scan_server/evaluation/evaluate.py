@@ -1,57 +1,98 @@
-"""``scan-server evaluate``: adaptive against random, Halton and sparse raster scans.
+"""``scan-server evaluate``: dose–quality curves of every strategy against random, Halton
+and sparse raster scans, with a reference that knows the answer (docs/evaluation.md).
 
-For each recording: the ground truth is the converged reconstruction from all positions
-(``full``); every strategy visits ``positions`` recorded patterns (the adaptive one in
-``subsequences`` steps through the shared rollout); each final reconstruction gets the
-same ``final_iterations`` (default: converged; 5 = the paper's protocol); SSIM against
-the ground truth and diffractogram resolution are scored. Q_SSIM = (a − b)/b per
-recording, averaged, with a paired bootstrap 95 % interval over recordings. Resolution
-improvements compare spatial frequencies: Q_res = d_b / d_a − 1 (finer is better).
+For each recording: the reference of every score is the converged reconstruction from
+all positions (``full``) and, when the recording has one, the true phase
+(``scores.ScoreReference``). Each strategy is scored at every count of the ``DosePlan``:
+a sequential strategy (adaptive, Halton, random, oracle-material) is run once to the
+largest count and scored on its prefixes; the sparse raster is planned per count. Every
+final reconstruction gets the same ``final_iterations`` (default: converged; 5 = the
+paper's protocol). ``dose_ratio_vs_halton``: the positions a strategy needs to reach
+Halton's headline score at ``reference_positions``, divided by it (``dose.py``). At the
+reference count the paper's figures are kept too: SSIM against the full-data
+reconstruction, diffractogram resolution, Q_SSIM = (a − b)/b with a paired bootstrap
+interval, Q_res = d_b / d_a − 1.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..contracts import Acquisition, ObjectGrid
+from ..contracts import Acquisition
 from ..errors import ParameterError
-from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, Reconstruction, RopSettings, reconstruct_acquisition
+from ..physics.reconstruct import (GROUND_TRUTH_ITERATIONS, Reconstruction, RopSettings, reconstruct_acquisition,
+                                   reconstruct_subsets)
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
 from . import ground_truth_cache
 from .baselines import select_positions
-from .figures import Panel, save_comparison
-from .metrics import relative_improvement, resolution_angstrom, ssim_phase
+from .dose import bootstrap_mean_interval, dose_ratio
+from .figures import Panel, save_comparison, save_dose_quality
+from .metrics import relative_improvement
+from .oracle import ORACLE_MATERIAL, REFERENCE_STRATEGIES, oracle_material_indices
+from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
 
 BASELINES = ("random", "halton", "raster")
+#: strategies whose scan of n positions is the first n of a longer one (scored on prefixes)
+SEQUENTIAL = ("adaptive", "random", "halton", ORACLE_MATERIAL)
+#: every strategy in the order reports show them
+REPORT_ORDER = ("adaptive", *BASELINES, *REFERENCE_STRATEGIES)
+#: the default count at which Halton's quality is the target of the dose ratios
+DEFAULT_REFERENCE_POSITIONS = 250
+
+
+@dataclass(frozen=True)
+class DosePlan:
+    """The position counts of the curves (increasing) and the reference count among them."""
+
+    positions: tuple[int, ...]
+    reference_positions: int
+
+    @classmethod
+    def of(cls, positions: list[int] | tuple[int, ...], reference_positions: int | None = None) -> DosePlan:
+        """Counts sorted; the reference defaults to the only count, else to 250 (which must be one)."""
+        counts = tuple(sorted(set(int(p) for p in positions)))
+        if not counts or counts[0] < 1:
+            raise ParameterError("--positions needs counts of at least 1")
+        if reference_positions is None:
+            reference_positions = counts[0] if len(counts) == 1 else DEFAULT_REFERENCE_POSITIONS
+        if reference_positions not in counts:
+            raise ParameterError(f"--reference-positions {reference_positions} must be one of --positions "
+                                 f"{' '.join(map(str, counts))}")
+        return cls(counts, reference_positions)
+
+    @property
+    def largest(self) -> int:
+        return self.positions[-1]
 
 
 @dataclass
-class StrategyResult:
-    """One strategy on one recording: SSIM against the full-data reconstruction, resolution,
-    the positions visited (n, 2) Å, the final phase (H, W), its ROP time and iterations."""
+class StrategyCurve:
+    """One strategy on one recording: the recorded patterns used at each count (acquisition
+    order), the scores at each count, and the reconstruction at the reference count."""
 
-    ssim: float
-    resolution_angstrom: float | None
-    positions_angstrom: np.ndarray
-    phase: np.ndarray = field(repr=False)
-    seconds: float
-    iterations: int
+    indices: dict[int, np.ndarray]
+    scores: dict[int, Scores]
+    reference: Reconstruction
 
 
 @dataclass
 class RecordingResult:
-    """Every strategy's result on one recording (``full`` = the ground truth) and the grid."""
+    """Every strategy's curve on one recording, the score reference and the full-data
+    reconstruction (with its own scores: 1 against itself, its fit to the truth)."""
 
-    strategies: dict[str, StrategyResult]
-    grid: ObjectGrid
-    region: tuple[slice, slice]
+    strategies: dict[str, StrategyCurve]
+    reference: ScoreReference
+    full: Reconstruction
+    full_scores: Scores
+    recorded_angstrom: np.ndarray
 
 
 def check_positions(model: AdaptiveModel, positions: int, subsequences: int) -> None:
@@ -64,12 +105,12 @@ def check_positions(model: AdaptiveModel, positions: int, subsequences: int) -> 
                              f"(got {positions} and {subsequences})")
 
 
-def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, positions: int, subsequences: int,
+def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, positions: int,
                       device: torch.device) -> np.ndarray:
-    """The recorded patterns the policy visits (its means; the model's own Halton start),
-    the first ``positions`` of them."""
-    episodes = rollout(EpisodeBatch.over([acquisition], device), model, subsequences,
-                       [model.settings.policy.halton_seed])
+    """The recorded patterns the policy visits (its means; the model's own Halton start), the
+    first ``positions`` of them, in acquisition order."""
+    steps = math.ceil(positions / model.settings.policy.subsequence)
+    episodes = rollout(EpisodeBatch.over([acquisition], device), model, steps, [model.settings.policy.halton_seed])
     return episodes.indices[0][:positions]
 
 
@@ -85,84 +126,169 @@ def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool 
     return compute() if cache is None else ground_truth_cache.load_or_compute(cache, acquisition, compute)
 
 
-def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dict[str, np.ndarray],
-                     final_iterations: int, device: torch.device) -> RecordingResult:
-    """Reconstruct each strategy's recorded patterns (``chosen``: name → indices) with
-    ``final_iterations`` and score it against ``full``."""
+def score_reference(acquisition: Acquisition, full: Reconstruction) -> ScoreReference:
     region = full.grid.scan_region(acquisition.positions_angstrom)
-    truth = full.potential.real
-    results = {"full": StrategyResult(1.0, resolution_angstrom(truth[region], full.grid.pixel_size_angstrom),
-                                      acquisition.positions_angstrom, truth, full.seconds, full.iterations)}
-    for name, indices in chosen.items():
-        result = reconstruct_acquisition(acquisition, indices, RopSettings(iterations=final_iterations),
-                                         device=device)
-        phase = result.potential.real
-        results[name] = StrategyResult(ssim_phase(phase, truth, region),
-                                       resolution_angstrom(phase[region], result.grid.pixel_size_angstrom),
-                                       result.positions_angstrom, phase, result.seconds, result.iterations)
-    return RecordingResult(results, full.grid, region)
+    return ScoreReference.build(full.potential.real, full.grid, region, acquisition.ground_truth)
 
 
-def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, positions: int, subsequences: int,
+def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dict[str, dict[int, np.ndarray]],
+                     final_iterations: int, reference_positions: int, device: torch.device,
+                     reference: ScoreReference | None = None) -> RecordingResult:
+    """Reconstruct each strategy's recorded patterns at each count (``chosen``: name → count →
+    indices) with ``final_iterations`` and score them; one batched ROP run per strategy."""
+    reference = reference or score_reference(acquisition, full)
+    curves = {}
+    for name, by_count in chosen.items():
+        counts = sorted(by_count)
+        results = reconstruct_subsets(acquisition, [by_count[c] for c in counts],
+                                      RopSettings(iterations=final_iterations), device=device)
+        scores = {c: reference.score(r.potential.real) for c, r in zip(counts, results)}
+        curves[name] = StrategyCurve(dict(by_count), scores, results[counts.index(reference_positions)])
+    return RecordingResult(curves, reference, full, reference.score(full.potential.real),
+                           acquisition.positions_angstrom)
+
+
+def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
+                     reference: ScoreReference, device: torch.device) -> dict[str, dict[int, np.ndarray]]:
+    """Every strategy's recorded patterns at every count of the plan."""
+    recorded, largest = acquisition.positions_angstrom, plan.largest
+    shape = acquisition.scan.shape if acquisition.scan else None
+    runs = {name: select_positions(name, largest, recorded, seed, shape) for name in ("random", "halton")}
+    runs[ORACLE_MATERIAL] = oracle_material_indices(reference, recorded, largest, seed)
+    if model is not None:
+        runs = {"adaptive": _adaptive_indices(acquisition, model, largest, device), **runs}
+    chosen = {name: {c: run[:c] for c in plan.positions} for name, run in runs.items()}
+    chosen["raster"] = {c: select_positions("raster", c, recorded, seed, shape) for c in plan.positions}
+    return {name: chosen[name] for name in REPORT_ORDER if name in chosen}
+
+
+def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan,
                        final_iterations: int, seed: int, device: torch.device,
                        progress: bool = False, cache: Path | None = None) -> RecordingResult:
     full = ground_truth(acquisition, device, progress, cache)
-    shape = acquisition.scan.shape if acquisition.scan else None
-    chosen = {name: select_positions(name, positions, acquisition.positions_angstrom, seed, shape)
-              for name in BASELINES}
-    if model is not None:
-        chosen = {"adaptive": _adaptive_indices(acquisition, model, positions, subsequences, device), **chosen}
-    return score_strategies(acquisition, full, chosen, final_iterations, device)
+    reference = score_reference(acquisition, full)
+    chosen = choose_positions(acquisition, model, plan, seed, reference, device)
+    return score_strategies(acquisition, full, chosen, final_iterations, plan.reference_positions, device,
+                            reference)
 
 
-def _bootstrap(values: np.ndarray, rng: np.random.Generator, samples: int = 2000) -> list[float]:
-    if len(values) < 2:
-        return [float(values.mean()), float(values.mean())]
-    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(samples)]
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+def _mean(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
 
 
-def summarise(recordings: list[RecordingResult], positions: int, subsequences: int,
-              final_iterations: int, names: list[str]) -> dict:
-    rng = np.random.default_rng(0)
-    per_recording = [r.strategies for r in recordings]
-    strategies = [s for s in ("adaptive", *BASELINES, "full") if s in per_recording[0]]
-    report: dict = {"positions": positions, "subsequences": subsequences, "recordings": names,
-                    "final_iterations": final_iterations, "ground_truth_iterations": GROUND_TRUTH_ITERATIONS}
-    for name in strategies:
-        ssim = np.array([r[name].ssim for r in per_recording])
-        res = [r[name].resolution_angstrom for r in per_recording if r[name].resolution_angstrom]
-        report[name] = {"ssim_mean": float(ssim.mean()), "ssim_std": float(ssim.std()),
-                        "ssim": ssim.tolist(), "resolution_angstrom_mean": float(np.mean(res)) if res else None,
-                        "resolution_angstrom": [r[name].resolution_angstrom for r in per_recording],
-                        "final_iterations": GROUND_TRUTH_ITERATIONS if name == "full" else final_iterations}
+def _curves(recordings: list[RecordingResult], names: list[str], plan: DosePlan) -> tuple[dict, dict]:
+    """Mean scores (strategy → count → score → value) and the per-recording ones."""
+    per_recording = {name: {"material_fraction": r.reference.material_fraction,
+                            "strategies": {s: {str(c): curve.scores[c].as_dict() for c in plan.positions}
+                                           for s, curve in r.strategies.items()}}
+                     for name, r in zip(names, recordings)}
+    means = {}
+    for strategy in recordings[0].strategies:
+        means[strategy] = {str(c): {score: _mean([getattr(r.strategies[strategy].scores[c], score)
+                                                  for r in recordings]) for score in SCORE_NAMES}
+                           for c in plan.positions}
+    return means, per_recording
+
+
+def _dose_ratios(recordings: list[RecordingResult], plan: DosePlan, headline: str) -> dict:
+    if len(plan.positions) < 2 or "halton" not in recordings[0].strategies:
+        return {}
+    counts = list(plan.positions)
+
+    def curve(r: RecordingResult, strategy: str) -> list[float]:
+        return [getattr(r.strategies[strategy].scores[c], headline) for c in counts]
+
+    halton = [curve(r, "halton") for r in recordings]
+    return {s: dose_ratio(counts, [curve(r, s) for r in recordings], halton, plan.reference_positions)
+            for s in recordings[0].strategies if s != "halton"}
+
+
+def _paper_protocol(recordings: list[RecordingResult], plan: DosePlan) -> dict:
+    """At the reference count: SSIM against the full-data reconstruction (the paper's score),
+    resolution, and adaptive's Q against each baseline."""
+    ref = plan.reference_positions
+    report: dict = {}
+    for name in (*recordings[0].strategies, "full"):
+        scores = [r.full_scores if name == "full" else r.strategies[name].scores[ref] for r in recordings]
+        ssim = np.array([s.ssim_field for s in scores])
+        res = [s.resolution_angstrom for s in scores]
+        known = [v for v in res if v]
+        report[name] = {"ssim_mean": float(ssim.mean()), "ssim_std": float(ssim.std()), "ssim": ssim.tolist(),
+                        "resolution_angstrom_mean": float(np.mean(known)) if known else None,
+                        "resolution_angstrom": res}
     if "adaptive" in report:
         for baseline in (b for b in BASELINES if b in report):
-            q = np.array([relative_improvement(r["adaptive"].ssim, r[baseline].ssim) for r in per_recording])
-            report[f"q_ssim_vs_{baseline}"] = {"mean": float(q.mean()), "ci95": _bootstrap(q, rng)}
-            pairs = [(r["adaptive"].resolution_angstrom, r[baseline].resolution_angstrom) for r in per_recording]
-            q_res = [relative_improvement(1 / a, 1 / b) for a, b in pairs if a and b]  # in spatial frequency
+            pairs = [(r.strategies["adaptive"].scores[ref], r.strategies[baseline].scores[ref]) for r in recordings]
+            q = [relative_improvement(a.ssim_field, b.ssim_field) for a, b in pairs]
+            report[f"q_ssim_vs_{baseline}"] = {"mean": float(np.mean(q)), "ci95": bootstrap_mean_interval(q)}
+            q_res = [relative_improvement(1 / a.resolution_angstrom, 1 / b.resolution_angstrom)
+                     for a, b in pairs if a.resolution_angstrom and b.resolution_angstrom]  # in spatial frequency
             report[f"q_res_vs_{baseline}"] = float(np.mean(q_res)) if q_res else None
     return report
 
 
+def summarise(recordings: list[RecordingResult], plan: DosePlan, final_iterations: int, names: list[str],
+              positions_per_step: int) -> dict:
+    """The report (report.json): curves, dose ratios, the paper's figures at the reference count."""
+    headline = HEADLINE_WITH_TRUTH if all(r.reference.truth_rad is not None for r in recordings) \
+        else HEADLINE_WITHOUT_TRUTH
+    scores, per_recording = _curves(recordings, names, plan)
+    report: dict = {"recordings": names, "positions": list(plan.positions),
+                    "reference_positions": plan.reference_positions, "positions_per_step": positions_per_step,
+                    "subsequences": math.ceil(plan.reference_positions / positions_per_step),
+                    "final_iterations": final_iterations, "ground_truth_iterations": GROUND_TRUTH_ITERATIONS,
+                    "headline_score": headline, "references": [s for s in REFERENCE_STRATEGIES
+                                                               if s in recordings[0].strategies],
+                    "scores": scores, "dose_ratio_vs_halton": _dose_ratios(recordings, plan, headline),
+                    "per_recording": per_recording}
+    report.update(_paper_protocol(recordings, plan))
+    return report
+
+
+def _format(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _markdown_curves(report: dict) -> list[str]:
+    headline, counts = report["headline_score"], [str(c) for c in report["positions"]]
+    lines = [f"Headline score: `{headline}` (docs/evaluation.md). Mean over recordings:", "",
+             "| strategy | " + " | ".join(counts) + " |", "| --- |" + " --- |" * len(counts)]
+    for name, curve in report["scores"].items():
+        label = f"{name} (reference)" if name in report["references"] else name
+        lines.append(f"| {label} | " + " | ".join(_format(curve[c][headline]) for c in counts) + " |")
+    ratios = report["dose_ratio_vs_halton"]
+    if ratios:
+        lines += ["", f"Positions needed to reach Halton's {headline} at {report['reference_positions']} positions, "
+                  "as a fraction of them (mean, 95 % bootstrap interval over recordings; bounded = reached at the "
+                  "first count or never):", "", "| strategy | dose ratio vs Halton | bounded |", "| --- | --- | --- |"]
+        for name, entry in ratios.items():
+            low, high = entry["ci95"]
+            lines.append(f"| {name} | {entry['mean']:.2f} [{low:.2f}, {high:.2f}] | "
+                         f"{entry['at_first_count'] + entry['not_reached']} of {len(entry['per_recording'])} |")
+    return lines
+
+
 def _markdown(report: dict) -> str:
-    lines = [f"# Evaluation: {report['positions']} positions, {report['subsequences']} sub-sequences",
+    ref = report["reference_positions"]
+    lines = [f"# Evaluation: {', '.join(map(str, report['positions']))} positions",
              "", f"{len(report['recordings'])} recordings; final reconstructions with "
-             f"{report['final_iterations']} ROP iterations; ground truth: all positions, "
-             f"{report['ground_truth_iterations']} iterations.", "",
-             "| strategy | SSIM (mean ± std) | resolution (Å, mean) |", "| --- | --- | --- |"]
-    for name in ("adaptive", *BASELINES, "full"):
-        if name in report:
-            entry = report[name]
-            res = f"{entry['resolution_angstrom_mean']:.2f}" if entry["resolution_angstrom_mean"] else "—"
-            lines.append(f"| {name} | {entry['ssim_mean']:.3f} ± {entry['ssim_std']:.3f} | {res} |")
+             f"{report['final_iterations']} ROP iterations; reference: all positions, "
+             f"{report['ground_truth_iterations']} iterations.", "", *_markdown_curves(report), "",
+             f"At {ref} positions ({report['subsequences']} steps of {report['positions_per_step']}), all scores "
+             "(mean over recordings):", "",
+             "| strategy | SSIM field (± std) | SSIM material | r true, material | SSIM true, material | "
+             "resolution (Å) |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in report["scores"]:
+        entry, scores = report[name], report["scores"][name][str(ref)]
+        lines.append(f"| {name} | {entry['ssim_mean']:.3f} ± {entry['ssim_std']:.3f} | "
+                     f"{_format(scores['ssim_material'])} | {_format(scores['r_true_material'])} | "
+                     f"{_format(scores['ssim_true_material'])} | {_format(entry['resolution_angstrom_mean'], 2)} |")
     compared = [b for b in BASELINES if f"q_ssim_vs_{b}" in report]
     if compared:
-        lines += ["", "| adaptive against | Q_SSIM (mean, 95 % bootstrap interval) | Q_res |", "| --- | --- | --- |"]
+        lines += ["", "Paper protocol (whole-field SSIM against the full-data reconstruction):", "",
+                  "| adaptive against | Q_SSIM (mean, 95 % bootstrap interval) | Q_res |", "| --- | --- | --- |"]
         for baseline in compared:
-            q = report[f"q_ssim_vs_{baseline}"]
-            q_res = report[f"q_res_vs_{baseline}"]
+            q, q_res = report[f"q_ssim_vs_{baseline}"], report[f"q_res_vs_{baseline}"]
             lines.append(f"| {baseline} | {100 * q['mean']:+.1f} % [{100 * q['ci95'][0]:+.1f}, "
                          f"{100 * q['ci95'][1]:+.1f}] | {'—' if q_res is None else f'{100 * q_res:+.1f} %'} |")
     if "latency_ms" in report:
@@ -174,36 +300,58 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_positions(folder: Path, result: RecordingResult, reference_positions: int) -> None:
+    """``<strategy>.csv``: a sequential strategy's whole scan in acquisition order (any prefix
+    is its scan of that many positions); a per-count plan (raster): the reference count's
+    as ``<strategy>.csv``, the others as ``<strategy>_<count>.csv``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for strategy, curve in result.strategies.items():
+        largest = max(curve.indices)
+        files = {strategy: curve.indices[largest]}
+        if strategy not in SEQUENTIAL:
+            files = {strategy if c == reference_positions else f"{strategy}_{c}": idx
+                     for c, idx in curve.indices.items()}
+        for stem, indices in files.items():
+            np.savetxt(folder / f"{stem}.csv", result.recorded_angstrom[indices], delimiter=",",
+                       header="y_angstrom,x_angstrom", comments="", fmt="%.4f")
+
+
 def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], names: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
+    ref = report["reference_positions"]
     for name, result in zip(names, recordings):
-        folder = out / "positions" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        panels = []
-        for strategy, entry in result.strategies.items():
-            if strategy != "full":  # the full scan's positions are the recording's own
-                np.savetxt(folder / f"{strategy}.csv", entry.positions_angstrom, delimiter=",",
-                           header="y_angstrom,x_angstrom", comments="", fmt="%.4f")
-            title = f"{strategy}: SSIM {entry.ssim:.3f}" if strategy != "full" else "full data (ground truth)"
-            panels.append(Panel(title, entry.phase, result.grid, result.region,
-                                None if strategy == "full" else entry.positions_angstrom, entry.resolution_angstrom))
-        save_comparison(out / "figures" / f"{name}.png", panels, f"{name}: {report['positions']} positions")
+        _write_positions(out / "positions" / name, result, ref)
+        reference, truth = result.reference, result.reference.truth_rad is not None
+        panels = [Panel("full data (reference)", result.full.potential.real, reference.grid, reference.region,
+                        None, result.full_scores.resolution_angstrom, reference.material)]
+        for strategy, curve in result.strategies.items():
+            scores = curve.scores[ref]
+            title = f"{strategy}: SSIM {scores.ssim_field:.3f}" + (
+                f", r_true {scores.r_true_material:.3f}" if truth else f", SSIM mat. {scores.ssim_material:.3f}")
+            panels.append(Panel(title, curve.reference.potential.real, reference.grid, reference.region,
+                                result.recorded_angstrom[curve.indices[ref]], scores.resolution_angstrom,
+                                reference.material))
+        save_comparison(out / "figures" / f"{name}.png", panels, f"{name}: {ref} positions "
+                        f"(orange line: material mask, {100 * reference.material_fraction:.0f} % of the field)")
+    if len(report["positions"]) > 1:
+        save_dose_quality(out / "figures" / "dose_quality.png", report)
 
 
-def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], positions: int,
-             subsequences: int, final_iterations: int, out: Path, seed: int, device: torch.device,
+def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], plan: DosePlan,
+             subsequences: int | None, final_iterations: int, out: Path, seed: int, device: torch.device,
              cache: Path | None = None) -> dict:
-    """Every recording scored (``cache``: a folder of ground truths kept between evaluations)."""
-    if model is not None:
-        check_positions(model, positions, subsequences)
+    """Every recording scored (``cache``: a folder of ground truths kept between evaluations).
+    ``subsequences``, when given, is checked against the model for the largest count."""
+    if model is not None and subsequences is not None:
+        check_positions(model, plan.largest, subsequences)
     for name, acquisition in zip(names, acquisitions):
-        if acquisition.count < positions:
-            raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {positions}")
-    recordings = [evaluate_recording(a, model, positions, subsequences, final_iterations, seed + i, device,
-                                     cache=cache)
+        if acquisition.count < plan.largest:
+            raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {plan.largest}")
+    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, cache=cache)
                   for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
-    report = summarise(recordings, positions, subsequences, final_iterations, names)
+    per_step = model.settings.policy.subsequence if model is not None else 50
+    report = summarise(recordings, plan, final_iterations, names, per_step)
     write_outputs(out, report, recordings, names)
     return report

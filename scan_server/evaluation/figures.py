@@ -1,4 +1,5 @@
-"""Figures: reconstructions with their scan positions, and diffractograms."""
+"""Figures: reconstructions with their scan positions and material mask, diffractograms,
+and dose–quality curves."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .metrics import diffractogram  # noqa: E402
 @dataclass(frozen=True)
 class Panel:
     """One reconstruction to show: phase (H, W) rad on ``grid``, the scan region to crop,
-    the positions used (n, 2) Å, and a title."""
+    the positions used (n, 2) Å, a title, and the material mask over the region (h, w)."""
 
     title: str
     phase_rad: np.ndarray
@@ -29,6 +30,7 @@ class Panel:
     region: tuple[slice, slice]
     positions_angstrom: np.ndarray | None = None
     resolution_angstrom: float | None = None
+    material: np.ndarray | None = None
 
 
 def _extent(panel: Panel) -> list[float]:
@@ -42,7 +44,11 @@ def _extent(panel: Panel) -> list[float]:
 
 def draw_phase(ax: plt.Axes, panel: Panel, show_positions: bool = True) -> None:
     image = panel.phase_rad[panel.region]
-    shown = ax.imshow(image, cmap="gray", extent=_extent(panel))
+    extent = _extent(panel)
+    shown = ax.imshow(image, cmap="gray", extent=extent)
+    if panel.material is not None and not panel.material.all():
+        ax.contour(panel.material.astype(float), [0.5], colors="tab:orange", linewidths=0.8,
+                   extent=[extent[0], extent[1], extent[3], extent[2]], origin="upper")
     if show_positions and panel.positions_angstrom is not None and len(panel.positions_angstrom) <= 2000:
         ax.scatter(panel.positions_angstrom[:, 1], panel.positions_angstrom[:, 0], s=3, c="tab:red", alpha=0.7)
     ax.set_title(panel.title, fontsize=9)
@@ -105,3 +111,41 @@ def save_phase(path: str | Path, panel: Panel) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+#: how the dose–quality figure draws each strategy (references dashed)
+_STYLE = {"adaptive": ("tab:blue", "-"), "halton": ("tab:green", "-"), "random": ("tab:gray", "-"),
+          "raster": ("tab:purple", "-"), "oracle-material": ("tab:red", "--")}
+
+
+def save_dose_quality(path: str | Path, report: dict, dpi: int = 90) -> Path:
+    """Score against positions, one line per strategy and one panel per score (mean over the
+    recordings); the band between Halton and the oracle is what skipping vacuum can gain."""
+    counts = report["positions"]
+    scores = [s for s in ("ssim_field", "ssim_material", "r_true_material")
+              if all(report["scores"]["halton"][str(c)][s] is not None for c in counts)]
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
+    for ax, score in zip(axes[0], scores):
+        curves = {name: [entry[str(c)][score] for c in counts] for name, entry in report["scores"].items()}
+        if "oracle-material" in curves:
+            ax.fill_between(counts, curves["halton"], curves["oracle-material"], color="tab:red", alpha=0.12,
+                            label="Halton → oracle band")
+        for name, values in curves.items():
+            colour, line = _STYLE.get(name, ("black", "-"))
+            label = f"{name} (reference)" if name in report["references"] else name
+            ax.plot(counts, values, line, marker="o", ms=3, color=colour, label=label)
+        ax.axvline(report["reference_positions"], color="black", lw=0.6, ls=":")
+        headline = " (headline)" if score == report["headline_score"] else ""
+        ax.set_title(f"{score}{headline}", fontsize=9)
+        ax.set_xlabel("positions (dose ∝ positions)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("score (mean over recordings)")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{len(report['recordings'])} recordings, final reconstructions with "
+                 f"{report['final_iterations']} iterations", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path, dpi)
+    plt.close(fig)
+    return path

@@ -229,16 +229,27 @@ def reconstruct_acquisition(acquisition: Acquisition, indices: np.ndarray, setti
                             progress: bool = False) -> Reconstruction:
     """Reconstruct one recording from the patterns ``indices`` on the grid that covers all
     of its recorded positions (so every subset of a recording shares one grid)."""
+    return reconstruct_subsets(acquisition, [indices], settings, geometry, device, progress)[0]
+
+
+def reconstruct_subsets(acquisition: Acquisition, subsets: Sequence[np.ndarray], settings: RopSettings,
+                        geometry: SamplingGeometry | None = None, device: torch.device | None = None,
+                        progress: bool = False) -> list[Reconstruction]:
+    """One reconstruction per subset of a recording's patterns (each an index array), in one
+    batched ROP run on the grid covering all recorded positions. Each result equals the one
+    ``reconstruct_acquisition`` gives for that subset alone (a batch's data sets do not
+    interact); ``seconds`` is the whole batch's time."""
     geometry = geometry or reconstruction_geometry(acquisition)
-    indices = np.sort(np.asarray(indices, dtype=np.int64))
     grid = ObjectGrid.covering(acquisition.positions_angstrom, geometry)
-    positions = acquisition.positions_angstrom[indices]
-    frames = np.asarray(acquisition.frames[indices])
+    sorted_subsets = [np.sort(np.asarray(indices, dtype=np.int64)) for indices in subsets]
+    positions = [acquisition.positions_angstrom[indices] for indices in sorted_subsets]
+    frames = [np.asarray(acquisition.frames[indices]) for indices in sorted_subsets]
     started = time.perf_counter()
-    batch = prepare_batch([frames], [positions], [acquisition.optics], grid, geometry, device)
-    potential = reconstruct(batch, settings, progress=progress)[0]
+    batch = prepare_batch(frames, positions, [acquisition.optics] * len(subsets), grid, geometry, device)
+    potentials = reconstruct(batch, settings, progress=progress)
     if batch.device.type == "cuda":
         torch.cuda.synchronize(batch.device)
     seconds = time.perf_counter() - started
-    return Reconstruction(potential=potential.cpu().numpy(), grid=grid, positions_angstrom=positions,
-                          seconds=seconds, iterations=settings.iterations)
+    return [Reconstruction(potential=potential.cpu().numpy(), grid=grid, positions_angstrom=position,
+                           seconds=seconds, iterations=settings.iterations)
+            for potential, position in zip(potentials, positions)]

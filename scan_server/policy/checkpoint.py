@@ -34,8 +34,10 @@ def load_model_folder(folder: Path, device: torch.device | None = None) -> Adapt
 
 def evaluation_summary(report: dict) -> dict:
     """The figures a model card keeps from an evaluation report."""
-    keys = ("positions", "subsequences", "recordings", "final_iterations")
+    keys = ("positions", "reference_positions", "subsequences", "recordings", "final_iterations", "headline_score")
     summary = {k: report[k] for k in keys if k in report}
+    ratios = report.get("dose_ratio_vs_halton", {})
+    summary["dose_ratio_vs_halton"] = {name: {"mean": r["mean"], "ci95": r["ci95"]} for name, r in ratios.items()}
     for strategy in ("adaptive", "random", "halton", "raster", "full"):
         if strategy in report:
             summary[strategy] = {k: report[strategy][k] for k in ("ssim_mean", "ssim_std", "resolution_angstrom_mean")}

@@ -24,7 +24,7 @@ def test_replay_with_every_strategy_writes_the_evaluation_report(server, tmp_pat
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
-    assert report["recordings"] == ["small"] and report["positions"] == 30
+    assert report["recordings"] == ["small"] and report["positions"] == [30]
     for strategy in ("adaptive", "halton", "random", "raster", "full"):
         assert 0 < report[strategy]["ssim_mean"] <= 1
     assert set(report["latency_ms"]) == {"adaptive", "halton", "random", "raster"}

@@ -34,18 +34,26 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
     assert main(["evaluate", "--model", str(tiny_model), "--data", *map(str, recordings), "--positions", "30",
                  "--subsequences", "3", "--final-iterations", "5", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["positions"] == 30 and report["subsequences"] == 3 and len(report["recordings"]) == 2
-    for strategy in ("adaptive", "random", "halton", "raster", "full"):
+    assert report["positions"] == [30] and report["reference_positions"] == 30 and report["subsequences"] == 3
+    assert len(report["recordings"]) == 2 and report["headline_score"] == "r_true_material"
+    assert report["references"] == ["oracle-material"] and report["dose_ratio_vs_halton"] == {}  # one count
+    for strategy in ("adaptive", "random", "halton", "raster", "oracle-material", "full"):
         entry = report[strategy]
-        assert {"ssim_mean", "ssim_std", "resolution_angstrom_mean", "final_iterations"} <= set(entry)
+        assert {"ssim_mean", "ssim_std", "resolution_angstrom_mean"} <= set(entry)
         assert 0 < entry["ssim_mean"] <= 1
-    assert report["full"]["ssim_mean"] == 1.0 and report["adaptive"]["final_iterations"] == 5
+    assert report["full"]["ssim_mean"] == 1.0
+    for strategy in ("adaptive", "random", "halton", "raster", "oracle-material"):
+        scores = report["scores"][strategy]["30"]
+        assert set(scores) == {"ssim_field", "ssim_material", "r_true_material", "ssim_true_material"}
+        assert 0 < scores["ssim_material"] <= 1 and 0 < scores["r_true_material"] <= 1
+        assert scores["ssim_field"] == pytest.approx(report[strategy]["ssim_mean"])
     for key in ("q_ssim_vs_random", "q_ssim_vs_halton"):
         low, high = report[key]["ci95"]
         assert low <= report[key]["mean"] <= high
     assert "q_res_vs_random" in report
     for name in report["recordings"]:
-        for strategy in ("adaptive", "random", "halton", "raster"):
+        assert 0 < report["per_recording"][name]["material_fraction"] <= 1
+        for strategy in ("adaptive", "random", "halton", "raster", "oracle-material"):
             positions = np.loadtxt(out / "positions" / name / f"{strategy}.csv", delimiter=",", skiprows=1)
             assert positions.shape == (30, 2) and len(np.unique(positions, axis=0)) == 30
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
@@ -58,6 +66,43 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
     installed = export_model(run, tmp_path / "models", "with-eval", out / "report.json")
     card = json.loads((installed / "model_card.json").read_text())
     assert card["evaluations"][0]["adaptive"]["ssim_mean"] == report["adaptive"]["ssim_mean"]
+
+
+def test_dose_quality_curves_score_prefixes_of_one_scan(tiny_model, recordings, tmp_path):
+    """A sequential strategy is run once to the largest count: its scan of fewer positions is a
+    prefix, written in acquisition order; the raster is planned per count; every count is scored."""
+    out = tmp_path / "curves"
+    assert main(["evaluate", "--model", str(tiny_model), "--data", *map(str, recordings), "--positions", "40", "20",
+                 "30", "--reference-positions", "30", "--final-iterations", "3", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["positions"] == [20, 30, 40] and report["reference_positions"] == 30
+    for strategy in ("adaptive", "random", "halton", "raster", "oracle-material"):
+        assert set(report["scores"][strategy]) == {"20", "30", "40"}
+    ratios = report["dose_ratio_vs_halton"]
+    assert set(ratios) == {"adaptive", "random", "raster", "oracle-material"}
+    for entry in ratios.values():
+        assert len(entry["per_recording"]) == 2 and entry["ci95"][0] <= entry["mean"] <= entry["ci95"][1]
+        assert all(20 / 30 <= r <= 40 / 30 for r in entry["per_recording"])
+    name = report["recordings"][0]
+    halton = np.loadtxt(out / "positions" / name / "halton.csv", delimiter=",", skiprows=1)
+    assert halton.shape == (40, 2)
+    from scan_server.evaluation.baselines import select_positions
+    from scan_server.io.canonical import read_recording
+
+    acquisition = read_recording(recordings[0])
+    expected = acquisition.positions_angstrom[select_positions("halton", 40, acquisition.positions_angstrom, 0)]
+    assert np.allclose(halton, expected, atol=1e-4)  # acquisition order, not sorted
+    for count in (20, 40):
+        raster = np.loadtxt(out / "positions" / name / f"raster_{count}.csv", delimiter=",", skiprows=1)
+        assert raster.shape == (count, 2)
+    assert (out / "figures" / "dose_quality.png").stat().st_size > 1000
+    assert "dose ratio vs Halton" in (out / "report.md").read_text()
+
+
+def test_the_reference_count_must_be_one_of_the_counts(recordings, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(recordings[0]), "--positions", "20", "40", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "--reference-positions 250 must be one of --positions 20 40" in capsys.readouterr().err
 
 
 def test_positions_must_match_the_models_sub_sequence(tiny_model, recordings, tmp_path, capsys):
