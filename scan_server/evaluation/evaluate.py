@@ -133,12 +133,13 @@ def score_reference(acquisition: Acquisition, full: Reconstruction) -> ScoreRefe
 
 def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dict[str, dict[int, np.ndarray]],
                      final_iterations: int, reference_positions: int, device: torch.device,
-                     reference: ScoreReference | None = None) -> RecordingResult:
+                     reference: ScoreReference | None = None, progress: bool = False) -> RecordingResult:
     """Reconstruct each strategy's recorded patterns at each count (``chosen``: name → count →
     indices) with ``final_iterations`` and score them; one batched ROP run per strategy."""
     reference = reference or score_reference(acquisition, full)
     curves = {}
-    for name, by_count in chosen.items():
+    for name, by_count in tqdm(chosen.items(), desc="final reconstructions", unit="strategy", leave=False,
+                               disable=not progress):
         counts = sorted(by_count)
         results = reconstruct_subsets(acquisition, [by_count[c] for c in counts],
                                       RopSettings(iterations=final_iterations), device=device)
@@ -169,7 +170,7 @@ def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, pl
     reference = score_reference(acquisition, full)
     chosen = choose_positions(acquisition, model, plan, seed, reference, device)
     return score_strategies(acquisition, full, chosen, final_iterations, plan.reference_positions, device,
-                            reference)
+                            reference, progress)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -349,7 +350,7 @@ def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names
     for name, acquisition in zip(names, acquisitions):
         if acquisition.count < plan.largest:
             raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {plan.largest}")
-    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, cache=cache)
+    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache)
                   for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
     per_step = model.settings.policy.subsequence if model is not None else 50
     report = summarise(recordings, plan, final_iterations, names, per_step)

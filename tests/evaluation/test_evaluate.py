@@ -145,3 +145,23 @@ def test_a_last_step_shorter_than_the_models_is_cut_short_and_ground_truths_are_
     assert full[0] == full[1]
     longer = np.loadtxt(tmp_path / "b" / "positions" / name / "adaptive.csv", delimiter=",", skiprows=1)
     assert {tuple(p) for p in positions} < {tuple(p) for p in longer}  # the same steps, the last one longer
+
+
+def test_a_recording_without_ground_truth_is_scored_over_its_material(recordings, tmp_path):
+    """A Dectris recording carries no truth: the truth scores are null, the headline is
+    ssim_material, and the curves and dose ratios are still there."""
+    from scan_server.io.canonical import read_recording
+    from scan_server.io.dectris import write_dectris
+
+    master = tmp_path / "run_master.h5"
+    write_dectris(master, read_recording(recordings[0]))
+    out = tmp_path / "dectris"
+    assert main(["evaluate", "--data", str(master), "--scan-shape", "12", "12", "--scan-step-angstrom", "0.2",
+                 "--positions", "20", "40", "--reference-positions", "20", "--final-iterations", "2",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recordings"] == ["run"] and report["headline_score"] == "ssim_material"
+    scores = report["scores"]["halton"]["40"]
+    assert scores["r_true_material"] is None and scores["ssim_true_material"] is None
+    assert 0 < scores["ssim_material"] <= 1
+    assert set(report["dose_ratio_vs_halton"]) == {"random", "raster", "oracle-material"}

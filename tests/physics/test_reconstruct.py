@@ -9,7 +9,7 @@ from scan_server.io.canonical import read_recording
 from scan_server.physics.forward import WindowPlan, forward_patterns
 from scan_server.physics.probe import probe_real
 from scan_server.physics.reconstruct import (RopSettings, loss_and_gradient, prepare_batch, reconstruct,
-                                             reconstruct_acquisition)
+                                             reconstruct_acquisition, reconstruct_subsets)
 from scan_server.physics.simulate import preset, simulate_recording
 
 
@@ -108,6 +108,20 @@ def test_noise_free_mos2_reconstruction_correlates_with_the_true_phase(tmp_path)
     truth = resample_to_grid(acquisition.ground_truth, result.grid)
     r = pearson(result.potential.real[region], truth[region])
     assert r >= 0.95, r
+
+
+def test_subsets_reconstructed_together_equal_each_alone(tmp_path):
+    """The dose–quality curves reconstruct a strategy's counts in one batch: each subset's
+    result is the one it gets alone (float32 rounding apart), whatever its size."""
+    path = simulate_recording(preset("small", scan_shape=(12, 12)), 5, tmp_path / "s.h5", progress=False)
+    acquisition = read_recording(path)
+    rng = np.random.default_rng(0)
+    subsets = [rng.choice(144, size, replace=False) for size in (20, 45, 90)]
+    together = reconstruct_subsets(acquisition, subsets, RopSettings(iterations=4))
+    for subset, result in zip(subsets, together):
+        alone = reconstruct_acquisition(acquisition, subset, RopSettings(iterations=4))
+        assert np.allclose(result.potential, alone.potential, atol=1e-5)
+        assert np.array_equal(result.positions_angstrom, alone.positions_angstrom)
 
 
 def test_step_guard_stops_divergence(small_geometry, small_scan, small_grid, random_object, optics):
