@@ -10,6 +10,7 @@ from pathlib import Path
 
 from scan_server.cli import add_metadata_options, metadata_overrides, report_errors
 from scan_server.errors import ParameterError, ScanServerError
+from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
 
 from .errors import ScanClientError
 from .replay import STRATEGIES
@@ -17,6 +18,7 @@ from .replay import STRATEGIES
 
 def _replay_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("replay", help="replay recordings through a running server; write the report",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                             description="Each recording (canonical, Nion Swift, Dectris, EMD) is replayed with each "
                                         "strategy through the server over the network, as if this client were the "
                                         "detector; the visited patterns are scored as `scan-server evaluate` "
@@ -24,11 +26,11 @@ def _replay_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("recordings", type=Path, nargs="+")
     p.add_argument("--server", required=True, help="HTTP URL of the server, e.g. http://127.0.0.1:8000")
     p.add_argument("--token", help="bearer token (default: $SCAN_SERVER_TOKEN)")
-    p.add_argument("--strategy", default="all", choices=(*STRATEGIES, "all"))
-    p.add_argument("--positions", type=int, default=250)
-    p.add_argument("--final-iterations", type=int, default=30,
+    p.add_argument("--strategy", default="all", choices=(*STRATEGIES, "all"), help="strategy to replay")
+    p.add_argument("--positions", type=int, default=250, help="positions per scan")
+    p.add_argument("--final-iterations", type=int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of each scored reconstruction (30: converged; 5: the paper's protocol)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before a retry")
     p.add_argument("--device", default="auto", help="for the scoring reconstructions")
     p.add_argument("--out", type=Path, required=True)
@@ -40,15 +42,17 @@ def _stream_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("recording", type=Path)
     p.add_argument("--version", type=int, choices=(1, 2), default=2, help="1: legacy JSON; 2: CBOR")
     p.add_argument("--bind", default="tcp://127.0.0.1:9999", help="PUSH endpoint receivers PULL from")
-    p.add_argument("--count", type=int, help="only the first N frames")
+    p.add_argument("--count", type=int, help="only the first N frames (the header announces N; the series ends)")
     add_metadata_options(p)
 
 
 def _demo_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("demo", help="the closed loop end to end: simulate, serve, replay every strategy, report")
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--positions", type=int, default=250)
-    p.add_argument("--final-iterations", type=int, default=5, help="5: the paper's protocol; 30: converged")
+    p = commands.add_parser("demo", help="the closed loop end to end: simulate, serve, replay every strategy, report",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument("--positions", type=int, default=250, help="positions per scan")
+    p.add_argument("--final-iterations", type=int, default=DEFAULT_FINAL_ITERATIONS,
+                   help="ROP iterations of each scored reconstruction (30: converged; 5: the paper's protocol)")
     p.add_argument("--model", default="mos2-cpu-v1", help="model in models/ ('' for baselines only)")
 
 
@@ -96,22 +100,24 @@ def run_stream(args: argparse.Namespace) -> None:
 
     from .stream import v1_messages, v2_messages
 
+    if args.count is not None and args.count < 1:
+        raise ParameterError(f"--count must be ≥ 1, got {args.count}")
     acquisition = open_recording(args.recording, metadata_overrides(args), args.metadata)
     context = zmq.Context()
     socket = context.socket(zmq.PUSH)
     socket.bind(args.bind)
     sent = 0
+    print(f"stream v{args.version} on {args.bind}: waiting for a receiver to connect (PULL)…", flush=True)
     try:
-        messages = v1_messages(acquisition) if args.version == 1 else v2_messages(acquisition)
+        messages = (v1_messages if args.version == 1 else v2_messages)(acquisition, count=args.count)
         for message in messages:
             socket.send_multipart(message) if isinstance(message, list) else socket.send(message)
             sent += 1
-            if args.count is not None and sent > args.count:
-                break
     finally:
         socket.close(linger=-1)
         context.term()
-    print(f"sent {sent} stream v{args.version} messages on {args.bind}")
+    print(f"sent {sent} stream v{args.version} messages on {args.bind} (header, "
+          f"{sent - 2} frames, end of series)")
 
 
 def _dispatch(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from scan_server.device import choose_device
+from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
 from scan_server.io.canonical import read_recording
 from scan_server.physics.simulate import preset, simulate_recording
 
@@ -26,8 +27,8 @@ from .replay import STRATEGIES, replay
 DEMO_SEEDS = (20261124, 20261125)
 
 
-def run_demo(out: Path, positions: int = 250, final_iterations: int = 5, model: str = "mos2-cpu-v1",
-             models_dir: Path = Path("models")) -> dict:
+def run_demo(out: Path, positions: int = 250, final_iterations: int = DEFAULT_FINAL_ITERATIONS,
+             model: str = "mos2-cpu-v1", models_dir: Path = Path("models")) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in DEMO_SEEDS:

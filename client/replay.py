@@ -92,7 +92,7 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
         subsequence = int(client.model()["settings"]["policy"]["subsequence"])
     latencies = Latencies()
     results = []
-    for i, (name, acquisition) in enumerate(zip(names, tqdm(acquisitions, desc="replay", unit="recording"))):
+    for i, (name, acquisition) in enumerate(tqdm(list(zip(names, acquisitions)), desc="replay", unit="recording")):
         chosen = {}
         for strategy in strategies:
             microscope = RecordedMicroscope(acquisition)
@@ -100,8 +100,9 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
                                                            label=f"replay of {name}"))
             chosen[strategy] = {positions: microscope.visited}
             latencies.add(strategy, result.latencies_ms, result.fallbacks)
-        full = ground_truth(acquisition, device)
-        results.append(score_strategies(acquisition, full, chosen, final_iterations, positions, device))
+        full = ground_truth(acquisition, device, progress=True)
+        results.append(score_strategies(acquisition, full, chosen, final_iterations, positions, device,
+                                        progress=True))
     report = summarise(results, DosePlan.of([positions]), final_iterations, names, subsequence)
     report["latency_ms"] = latencies.summary()
     report["server"] = client.url

@@ -6,7 +6,8 @@ bslz4 blob and ``dconfig-1.0`` (times in ns); ``dseries_end-1.0``. Stream v2 (CB
 part): maps with ``type`` start | image | end, self-describe tag 55799, images under
 ``data`` → channel → tag 40 ``[dims, typed array]`` with typed-array tag 69 (uint16 LE) or
 70 (uint32 LE) wrapping compression tag 56500 ``["bslz4", elem_size, bytes]``. Facts from
-``../shared/design/formats.md``; the detector binds PUSH, receivers PULL.
+``../shared/design/formats.md``; the detector binds PUSH, receivers PULL. ``count`` sends
+only the first N frames: the header announces N and the series still ends.
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ def _integer_frame(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frame), 0, 2**32 - 1).astype(np.uint32)
 
 
-def v1_messages(acquisition: Acquisition, series: int = 1, frame_time_s: float = 5e-4) -> Iterator[list[bytes]]:
-    m = acquisition.detector_px
-    config = {"x_pixels_in_detector": m, "y_pixels_in_detector": m, "nimages": acquisition.count, "ntrigger": 1,
+def _frame_count(acquisition: Acquisition, count: int | None) -> int:
+    return acquisition.count if count is None else max(0, min(count, acquisition.count))
+
+
+def v1_messages(acquisition: Acquisition, series: int = 1, frame_time_s: float = 5e-4,
+                count: int | None = None) -> Iterator[list[bytes]]:
+    m, frames = acquisition.detector_px, _frame_count(acquisition, count)
+    config = {"x_pixels_in_detector": m, "y_pixels_in_detector": m, "nimages": frames, "ntrigger": 1,
               "frame_time": frame_time_s, "count_time": frame_time_s * 0.99,
               "beam_center_x": m / 2, "beam_center_y": m / 2}
     yield [json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": "basic"}).encode(),
            json.dumps(config).encode()]
-    for index in range(acquisition.count):
+    for index in range(frames):
         frame = _integer_frame(acquisition.frames[index])
         blob = encode_bslz4(frame)
         yield [json.dumps({"htype": "dimage-1.0", "series": series, "frame": index, "hash": ""}).encode(),
@@ -90,13 +96,14 @@ def cbor(value: object) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__} as CBOR")
 
 
-def v2_messages(acquisition: Acquisition, series: int = 1, frame_time_s: float = 5e-4) -> Iterator[bytes]:
-    m = acquisition.detector_px
+def v2_messages(acquisition: Acquisition, series: int = 1, frame_time_s: float = 5e-4,
+                count: int | None = None) -> Iterator[bytes]:
+    m, frames = acquisition.detector_px, _frame_count(acquisition, count)
     yield cbor(Tag(55799, {"type": "start", "series_id": series, "series_unique_id": f"replay-{series}",
-                           "number_of_images": acquisition.count, "image_size_x": m, "image_size_y": m,
+                           "number_of_images": frames, "image_size_x": m, "image_size_y": m,
                            "frame_time": frame_time_s, "count_time": frame_time_s * 0.99,
                            "channels": ["threshold_1"]}))
-    for index in range(acquisition.count):
+    for index in range(frames):
         frame = _integer_frame(acquisition.frames[index])
         compressed = Tag(56500, ["bslz4", frame.dtype.itemsize, encode_bslz4(frame)])
         array = Tag(40, [[m, m], Tag(TYPED_ARRAY_TAG[frame.dtype.name], compressed)])

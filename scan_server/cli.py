@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .evaluation import DEFAULT_FINAL_ITERATIONS
 from .errors import ParameterError, ScanServerError
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("evaluate", help="dose–quality curves: adaptive against random, Halton, sparse raster "
+    p = commands.add_parser("evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                            help="dose–quality curves: adaptive against random, Halton, sparse raster "
                                              "and the oracle-material reference",
                             description="Score every strategy at every count of --positions against the full-data "
                                         "reconstruction (whole field and material) and the true phase when the "
@@ -159,10 +161,10 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--subsequences", type=_positive_int,
                    help="check that the model reaches the largest count in this many steps (default: as many "
                         "steps as it needs)")
-    p.add_argument("--final-iterations", type=_positive_int,
-                   help="ROP iterations of every final reconstruction (default: converged; 5: the paper's protocol)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--final-iterations", type=_positive_int, default=DEFAULT_FINAL_ITERATIONS,
+                   help="ROP iterations of every final reconstruction (30: converged; 5: the paper's protocol)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--ground-truth-cache", type=Path, metavar="DIR",
                    help="keep each recording's full-data reconstruction here and reuse it in later evaluations")
@@ -175,6 +177,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: ./models)")
     p.add_argument("--evaluation", type=Path, metavar="REPORT_JSON", help="record an evaluation's figures in the card")
+    p.add_argument("--replace", action="store_true", help="overwrite an installed model of the same name")
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
@@ -338,7 +341,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .device import choose_device
     from .evaluation.evaluate import DosePlan, evaluate
     from .io.open import open_recording
-    from .physics.reconstruct import GROUND_TRUTH_ITERATIONS
     from .policy.checkpoint import load_model_folder
 
     plan = DosePlan.of(args.positions, args.reference_positions)
@@ -350,7 +352,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if len(set(names)) != len(names):
         raise ParameterError("two recordings have the same name; rename one")
     report = evaluate(model, acquisitions, names, plan, args.subsequences,
-                      args.final_iterations or GROUND_TRUTH_ITERATIONS, args.out, args.seed, device,
+                      args.final_iterations, args.out, args.seed, device,
                       args.ground_truth_cache)
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ "
@@ -395,7 +397,7 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command == "export":
         from .policy.checkpoint import export_model
 
-        print(f"installed {export_model(args.run, args.models, args.name, args.evaluation)}")
+        print(f"installed {export_model(args.run, args.models, args.name, args.evaluation, args.replace)}")
     elif args.command == "serve":
         from .service.serve import serve
         from .service.settings import load_settings

@@ -29,5 +29,5 @@ for row in $ROWS; do
         --subsequence "$per_step" --iterations "$PRETRAIN_ITERATIONS"
     "$BIN" train rl --preset cpu --data "$DATA" --out "$run" --steps "$count" --iterations "$RL_ITERATIONS" \
         --reward error --baseline
-    "$BIN" export "$run" --name "mos2-cpu-v1-$row"
+    "$BIN" export "$run" --name "mos2-cpu-v1-$row" --replace
 done

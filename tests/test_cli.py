@@ -115,3 +115,23 @@ def test_contradicting_the_file_is_an_error(tmp_path, capsys):
     data = __import__("pathlib").Path(__file__).parent / "data"
     assert main(["inspect", str(data / "mos2_abtem_20x20.h5"), "--semiangle-mrad", "25"]) == 2
     assert "the file gives convergence semi-angle = 33.0, but 25.0 was supplied" in capsys.readouterr().err
+
+
+def test_evaluate_replay_and_demo_share_their_defaults_and_show_them():
+    """The scored reconstructions of `evaluate`, `scan-client replay` and the demo use one default,
+    converged like the full-data reference, and `--help` prints it."""
+    from scan_client.cli import build_parser as client_parser
+
+    from scan_server.cli import build_parser
+    from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
+    from scan_server.physics.reconstruct import GROUND_TRUTH_ITERATIONS
+
+    assert DEFAULT_FINAL_ITERATIONS == GROUND_TRUTH_ITERATIONS
+    evaluate = build_parser().parse_args(["evaluate", "--data", "x.h5", "--out", "o"])
+    replay = client_parser().parse_args(["replay", "x.h5", "--server", "http://h", "--out", "o"])
+    demo = client_parser().parse_args(["demo"])
+    assert evaluate.final_iterations == replay.final_iterations == demo.final_iterations == DEFAULT_FINAL_ITERATIONS
+    assert evaluate.positions == [replay.positions] == [demo.positions] == [250]
+    for command in (["scan_server.cli", "evaluate"], ["scan_client.cli", "replay"], ["scan_client.cli", "demo"]):
+        shown = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True, text=True).stdout
+        assert f"(default: {DEFAULT_FINAL_ITERATIONS})" in " ".join(shown.split())

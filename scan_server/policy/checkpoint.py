@@ -45,14 +45,18 @@ def evaluation_summary(report: dict) -> dict:
     return summary
 
 
-def export_model(run: Path, models: Path, name: str, evaluation: Path | None = None) -> Path:
+def export_model(run: Path, models: Path, name: str, evaluation: Path | None = None,
+                 replace_existing: bool = False) -> Path:
     """Copy a run's latest weights and card into ``models/NAME`` (card gains name and sha256,
-    and the evaluation figures of a ``report.json`` when one is given)."""
+    and the evaluation figures of a ``report.json`` when one is given). An installed model is
+    never overwritten unless ``replace_existing``."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ParameterError(f"model name {name!r}: use letters, digits, '-', '_' and '.'")
     if not (run / MODEL_FILE).is_file():
         raise ParameterError(f"{run}: no trained model (run `scan-server train` first)")
     target = models / name
+    if target.exists() and not replace_existing:
+        raise ParameterError(f"{target} exists: choose another --name, or --replace to overwrite it")
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / MODEL_FILE, target / MODEL_FILE)
     card = json.loads((run / CARD_FILE).read_text())

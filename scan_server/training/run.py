@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +77,7 @@ class StageState:
     rng: np.random.Generator
     generator: torch.Generator
     history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0  # time spent in the stage's iterations, over every resumed run
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -141,8 +144,8 @@ def save_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torc
     weights_tmp, info_tmp = weights.with_name(weights.name + ".tmp"), info.with_name(info.name + ".tmp")
     save_file(tensors, str(weights_tmp))
     info_tmp.write_text(json.dumps({
-        "iteration": state.iteration, "optimizer": optimizer_info, "numpy_rng": state.rng.bit_generator.state,
-        "history": state.history, **record}, indent=1, default=str))
+        "iteration": state.iteration, "seconds": state.seconds, "optimizer": optimizer_info,
+        "numpy_rng": state.rng.bit_generator.state, "history": state.history, **record}, indent=1, default=str))
     os.replace(weights_tmp, weights)
     os.replace(info_tmp, info)
 
@@ -160,7 +163,8 @@ def load_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torc
     rng.bit_generator.state = info["numpy_rng"]
     generator = torch.Generator()
     generator.set_state(tensors["rng.torch"])
-    return StageState(iteration=info["iteration"], rng=rng, generator=generator, history=info["history"])
+    return StageState(iteration=info["iteration"], rng=rng, generator=generator, history=info["history"],
+                      seconds=float(info.get("seconds", 0.0)))
 
 
 def write_curves(run: Path, stage: str, history: list[dict]) -> None:
@@ -189,33 +193,77 @@ def write_curves(run: Path, stage: str, history: list[dict]) -> None:
     plt.close(fig)
 
 
+class GracefulStop:
+    """While active (main thread only), the first Ctrl-C asks the loop to stop after the current
+    iteration (which is then checkpointed); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this iteration, then saving a checkpoint (Ctrl-C again to stop at once)",
+              flush=True)
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _start_or_resume(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.optim.Optimizer,
+                     iterations: int, seed: int, distributed: Distributed) -> StageState:
+    state = load_checkpoint(run, stage, model, optimizer)
+    if state is None:
+        return StageState(0, np.random.default_rng([seed, distributed.rank]),
+                          torch.Generator().manual_seed(seed * 1000 + distributed.rank))
+    if distributed.main and state.iteration < iterations:
+        print(f"{stage}: resuming at iteration {state.iteration} of {iterations}")
+    return state
+
+
 def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.optim.Optimizer, iterations: int,
               step: Callable[[StageState], dict], seed: int, card: dict, distributed: Distributed,
               checkpoint_every: int = 25) -> StageState:
-    """Calls ``step`` until ``iterations``; checkpoints every ``checkpoint_every`` and at the end;
-    resumes from the stage's checkpoint when there is one."""
+    """Calls ``step`` until ``iterations``; checkpoints every ``checkpoint_every``, at the end and
+    when interrupted (Ctrl-C: after the current iteration); resumes from the stage's checkpoint
+    when there is one. A stage already finished is left as it is."""
     run.mkdir(parents=True, exist_ok=True)
-    state = load_checkpoint(run, stage, model, optimizer)
-    if state is None:
-        state = StageState(0, np.random.default_rng([seed, distributed.rank]),
-                           torch.Generator().manual_seed(seed * 1000 + distributed.rank))
-    elif distributed.main:
-        print(f"{stage}: resuming at iteration {state.iteration} of {iterations}")
-    started = time.perf_counter()
+    state = _start_or_resume(run, stage, model, optimizer, iterations, seed, distributed)
+    if state.iteration >= iterations and (run / MODEL_FILE).is_file():
+        if distributed.main:
+            print(f"{stage}: already finished ({state.iteration} iterations); nothing to do")
+        return state
     record = {"stage": stage, "seed": seed, "iterations": iterations, **card}
     progress = tqdm(total=iterations, initial=state.iteration, desc=stage, disable=not distributed.main)
-    while state.iteration < iterations:
-        metrics = {k: distributed.mean(v) for k, v in step(state).items()}
-        state.iteration += 1
-        state.history.append({"iteration": state.iteration, **metrics})
-        progress.update(1)
-        progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
-        if distributed.main and (state.iteration % checkpoint_every == 0 or state.iteration == iterations):
-            save_checkpoint(run, stage, model, optimizer, state, record)
-            write_curves(run, stage, state.history)
+    with GracefulStop() as stop:
+        while state.iteration < iterations:
+            started = time.perf_counter()
+            metrics = {k: distributed.mean(v) for k, v in step(state).items()}
+            state.iteration += 1
+            state.seconds += time.perf_counter() - started
+            state.history.append({"iteration": state.iteration, **metrics})
+            progress.update(1)
+            progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
+            due = state.iteration % checkpoint_every == 0 or state.iteration == iterations
+            if distributed.main and (due or stop.requested):
+                save_checkpoint(run, stage, model, optimizer, state, record)
+                write_curves(run, stage, state.history)
+            if stop.requested:
+                progress.close()
+                print(f"{stage}: stopped after iteration {state.iteration} of {iterations}, saved in "
+                      f"{checkpoint_paths(run, stage)[0]}; run the same command to go on", flush=True)
+                raise KeyboardInterrupt
     progress.close()
     if distributed.main:
         card = {**card, "stage": stage, "git_commit": git_commit(),
-                f"{stage}_seconds": time.perf_counter() - started, f"{stage}_iterations": iterations}
+                f"{stage}_seconds": state.seconds, f"{stage}_iterations": iterations}
         save_model(run, model, card)
     return state

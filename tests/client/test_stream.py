@@ -54,3 +54,42 @@ def test_v2_messages_decode_with_cbor2(recording):
         assert kind == "bslz4" and element_size == 2
         frame = decode_bslz4([blob], np.dtype("<u2"), tuple(dims))[0]
         np.testing.assert_array_equal(frame, np.rint(recording.frames[index]))
+
+
+def test_count_announces_and_sends_n_frames_then_ends_the_series(recording):
+    v1 = list(v1_messages(recording, count=3))
+    assert json.loads(v1[0][1])["nimages"] == 3 and len(v1) == 5
+    assert json.loads(v1[-1][0])["htype"] == "dseries_end-1.0"
+    v2 = [cbor2.loads(m) for m in v2_messages(recording, count=3)]
+    assert v2[0]["number_of_images"] == 3 and [m["type"] for m in v2] == ["start", *["image"] * 3, "end"]
+
+
+def test_the_stream_command_says_it_waits_and_ends_its_series(tmp_path):
+    """Run ``scan-client stream --count 3`` against a PULL receiver: it announces that it waits,
+    the receiver gets header, 3 frames and the end of the series."""
+    import socket as sockets
+    import subprocess
+    import sys
+
+    import zmq
+
+    from scan_server.physics.simulate import preset, simulate_recording
+
+    path = simulate_recording(preset("small", scan_shape=(4, 4)), 1, tmp_path / "r.h5", progress=False)
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "scan_client.cli", "stream", str(path), "--count", "3",
+                                "--bind", endpoint], stdout=subprocess.PIPE, text=True)
+    assert "waiting for a receiver" in process.stdout.readline()
+    context = zmq.Context()
+    receiver = context.socket(zmq.PULL)
+    receiver.connect(endpoint)
+    receiver.setsockopt(zmq.RCVTIMEO, 20_000)
+    messages = [cbor2.loads(receiver.recv()) for _ in range(5)]
+    receiver.close()
+    context.term()
+    out, _ = process.communicate(timeout=30)
+    assert [m["type"] for m in messages] == ["start", "image", "image", "image", "end"]
+    assert process.returncode == 0 and "3 frames, end of series" in out

@@ -119,3 +119,23 @@ def test_openapi_schema_documents_every_route(tmp_path, models_dir):
     assert {"/health", "/model", "/sessions", "/sessions/{session_id}", "/sessions/{session_id}/reconstruction",
             "/metrics"} <= set(schema["paths"])
     assert "AcquisitionSpec" in schema["components"]["schemas"]
+
+
+@pytest.mark.parametrize("option", ["--port", "--zmq-port"])
+def test_a_port_in_use_is_one_error_line(tmp_path, option):
+    """`scan-server serve` on a busy port: one `error:` line naming the option, exit 2, no traceback."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        other = ["--zmq-port", "0"] if option == "--port" else ["--port", "0"]
+        done = subprocess.run([sys.executable, "-m", "scan_server.cli", "serve", option, str(port), *other,
+                               "--model", "", "--data-dir", str(tmp_path / "sessions")],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot listen on 127.0.0.1:") and option in lines[0]

@@ -157,3 +157,53 @@ def test_training_on_from_an_installed_model_gives_a_loadable_run(recordings, tm
                  "--iterations", "1"]) == 0
     assert "weights_sha256" not in json.loads((again / "model_card.json").read_text())
     load_model_folder(again)
+
+
+def test_ctrl_c_keeps_every_finished_iteration_and_the_run_goes_on(recordings, tmp_path):
+    """A Ctrl-C during a stage finishes the iteration, checkpoints it and stops; the same
+    command then resumes there, so the interrupted and the uninterrupted runs agree. Running
+    a finished stage again changes nothing (its time is not reset)."""
+    import signal
+
+    from scan_server.policy.model import AdaptiveModel, ModelSettings
+    from scan_server.training.run import Distributed, load_checkpoint, run_stage
+
+    def run(folder, iterations, interrupt_at=None):
+        torch.manual_seed(0)
+        model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+        optimizer = torch.optim.Adam(model.policy.parameters(), lr=1e-2)
+
+        def step(state):
+            loss = sum((p**2).sum() for p in model.policy.parameters()) * (1 + state.rng.random())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if state.iteration + 1 == interrupt_at:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives while this iteration is still running
+            return {"loss": float(loss.detach())}
+
+        return run_stage(folder, "rl", model, optimizer, iterations, step, 3, {}, Distributed(0, 1), 50)
+
+    run(tmp_path / "whole", 6)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "parts", 6, interrupt_at=4)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    saved = load_checkpoint(tmp_path / "parts", "rl", model, torch.optim.Adam(model.policy.parameters()))
+    assert saved.iteration == 4 and [h["iteration"] for h in saved.history] == [1, 2, 3, 4]
+    run(tmp_path / "parts", 6)
+    assert (tmp_path / "whole" / "rl.csv").read_text() == (tmp_path / "parts" / "rl.csv").read_text()
+    card = json.loads((tmp_path / "parts" / "model_card.json").read_text())
+    run(tmp_path / "parts", 6)  # finished: nothing to do
+    assert json.loads((tmp_path / "parts" / "model_card.json").read_text()) == card
+    assert card["rl_seconds"] > 0
+
+
+def test_export_never_overwrites_an_installed_model_unless_asked(recordings, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "pretrain", "--preset", "tiny", "--data", str(recordings), "--out", str(run),
+                 "--iterations", "1"]) == 0
+    models = tmp_path / "models"
+    assert main(["export", str(run), "--name", "mine", "--models", str(models)]) == 0
+    assert main(["export", str(run), "--name", "mine", "--models", str(models)]) == 2
+    assert "exists: choose another --name, or --replace" in capsys.readouterr().err
+    assert main(["export", str(run), "--name", "mine", "--models", str(models), "--replace"]) == 0
