@@ -90,6 +90,8 @@ def run_replay(args: argparse.Namespace) -> None:
         report = replay(client, acquisitions, _names(args.recordings), strategies, args.positions,
                         args.final_iterations, args.out, args.seed, choose_device(args.device))
     print((args.out / "report.md").read_text())
+    for warning in report["warnings"]:
+        print(f"warning (server): {warning}", file=sys.stderr)
     print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ ({len(report['recordings'])} recordings)")
 
 

@@ -51,6 +51,8 @@ def run_demo(out: Path, positions: int = 250, final_iterations: int = DEFAULT_FI
                             out / "report", seed=0, device=choose_device("auto"))
     print()
     print((out / "report" / "report.md").read_text())
+    for warning in report["warnings"]:
+        print(f"warning (server): {warning}")
     first = out / "report" / "figures" / f"{paths[0].stem}.png"
     shutil.copyfile(first, out / "demo.png")
     print(f"figures: {out / 'report' / 'figures'}; summary figure {out / 'demo.png'}; server stopped")

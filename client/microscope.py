@@ -22,13 +22,15 @@ class Microscope(Protocol):
 @dataclass
 class ScanResult:
     """session_id; positions visited (P, 2) Å in order; per-step latency (batch sent →
-    positions received) in ms; how many replies were Halton fallbacks; the final status."""
+    positions received) in ms; how many replies were Halton fallbacks; the final status; the
+    server's warnings about the session (e.g. a field of view the model was not trained on)."""
 
     session_id: str
     positions_angstrom: np.ndarray
     latencies_ms: list[float] = field(default_factory=list)
     fallbacks: int = 0
     status: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_scan(microscope: Microscope, client: ScanClient, spec: dict) -> ScanResult:
@@ -47,4 +49,4 @@ def run_scan(microscope: Microscope, client: ScanClient, spec: dict) -> ScanResu
                 fallbacks += bool(session.last_reply and session.last_reply.get("fallback"))
         status = session.status()
     return ScanResult(session.id, np.concatenate(visited) if visited else np.empty((0, 2)), latencies, fallbacks,
-                      status)
+                      status, list(session.warnings))

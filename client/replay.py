@@ -91,7 +91,7 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
     if "adaptive" in strategies:
         subsequence = int(client.model()["settings"]["policy"]["subsequence"])
     latencies = Latencies()
-    results = []
+    results, warnings = [], []
     for i, (name, acquisition) in enumerate(tqdm(list(zip(names, acquisitions)), desc="replay", unit="recording")):
         chosen = {}
         for strategy in strategies:
@@ -100,11 +100,13 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
                                                            label=f"replay of {name}"))
             chosen[strategy] = {positions: microscope.visited}
             latencies.add(strategy, result.latencies_ms, result.fallbacks)
+            warnings += [f"{name}, {strategy}: {w}" for w in result.warnings]
         full = ground_truth(acquisition, device, progress=True)
         results.append(score_strategies(acquisition, full, chosen, final_iterations, positions, device,
                                         progress=True))
     report = summarise(results, DosePlan.of([positions]), final_iterations, names, subsequence)
     report["latency_ms"] = latencies.summary()
+    report["warnings"] = warnings
     report["server"] = client.url
     report["model"] = client.health().get("model") if "adaptive" in strategies else None
     write_outputs(out, report, results, names)

@@ -270,6 +270,11 @@ def run_simulate(args: argparse.Namespace) -> None:
             _export(staging, target, args.format)
             staging.unlink()
         print(f"{target}: {settings.scan.count} patterns in {time.perf_counter() - started:.1f} s")
+        if args.format == "dectris":
+            from .io.metadata import sidecar_path
+
+            print(f"{sidecar_path(target)}: the scan shape, step and optics that the Dectris layout cannot hold "
+                  "(a detector writes no such file: delete it to see what `inspect` asks for)")
 
 
 def _exported_path(canonical: Path, file_format: str, size_bytes: int) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .contracts import Acquisition
-from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, Quantities, missing_quantities, \
-    sidecar_path
-from .io.open import find_metadata, load_overrides
+from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, MissingMetadataError, Quantities, \
+    complete, missing_quantities, sidecar_path
+from .io.open import find_metadata, load_overrides, shown
 from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
 
 
@@ -21,7 +21,6 @@ def _row(name: str, value: object) -> None:
 def run_inspect(args: argparse.Namespace) -> None:
     from .cli import metadata_overrides
     from .io.canonical import read_recording
-    from .io.open import open_recording
 
     path: Path = args.recording
     found = find_metadata(path)
@@ -42,9 +41,10 @@ def run_inspect(args: argparse.Namespace) -> None:
         for name in missing:
             print(f"  {DESCRIPTION[name]:<24}{HOW_TO_SUPPLY[name]}")
         print(f"  (or write them into {sidecar_path(path).name} beside the recording: JSON with the same names, "
-              'e.g. {"scan_shape": [100, 100], "detector_sampling": [0.4759, "1/nm"]})')
-        return
-    _describe_complete(open_recording(path, metadata_overrides(args), args.metadata), found.format)
+              'e.g. {"scan_shape": [100, 100], "detector_sampling": [0.4759, "1/nm"]})\n')
+        raise MissingMetadataError(f"{path.name} cannot be used yet: {len(missing)} "
+                                   f"quantit{'y' if len(missing) == 1 else 'ies'} missing (listed above)")
+    _describe_complete(complete(found, given, str(path)), found.format)
 
 
 def _describe_partial(found: FoundMetadata, given: Quantities) -> None:
@@ -54,7 +54,7 @@ def _describe_partial(found: FoundMetadata, given: Quantities) -> None:
         in_file, supplied = getattr(found.quantities, name), getattr(given, name)
         value = in_file if in_file is not None else supplied
         origin = "file" if in_file is not None else ("supplied" if supplied is not None else "")
-        _row(name, f"{value}  ({origin})" if origin else "—")
+        _row(name, f"{shown(value)}  ({origin})" if origin else "—")
 
 
 def _describe_complete(acquisition: Acquisition, file_format: str) -> None:

@@ -89,14 +89,28 @@ def test_console_script_prints_no_traceback(tmp_path):
 
 def test_inspect_lists_what_is_missing_and_how_to_supply_it(tmp_path, capsys):
     data = __import__("pathlib").Path(__file__).parent / "data"
-    assert main(["inspect", str(data / "mos2_abtem_20x20_master.h5")]) == 0
-    out = capsys.readouterr().out
+    assert main(["inspect", str(data / "mos2_abtem_20x20_master.h5")]) == 2  # unusable as it is
+    captured = capsys.readouterr()
+    out = captured.out
     assert "missing" in out and "--scan-shape NY NX" in out and "--semiangle-mrad" in out
+    assert "error: mos2_abtem_20x20_master.h5 cannot be used yet: 5 quantities missing" in captured.err
+    # values read from the file are shown as a person reads them (no float noise, no dataclass repr)
+    assert "60001.4  (file)" in out and "DetectorSampling(" not in out
     assert main(["inspect", str(data / "mos2_abtem_20x20_master.h5"), "--scan-shape", "20", "20",
                  "--scan-step-angstrom", "0.2", "--semiangle-mrad", "33", "--c10-angstrom", "-6.56",
                  "--detector-sampling", "0.4759", "1/nm"]) == 0
     out = capsys.readouterr().out
     assert "nothing missing" in out and "33 mrad" in out and "0.04759 Å⁻¹" in out
+
+
+def test_an_option_that_replaces_a_sidecar_value_says_so(tmp_path, capsys):
+    assert main(["simulate", "--preset", "small", "--scan-shape", "8", "8", "--seed", "2", "--format", "dectris",
+                 "--out", str(tmp_path)]) == 0
+    assert "cannot hold" in capsys.readouterr().out  # the sidecar is announced
+    master = tmp_path / "small_000002_master.h5"
+    assert main(["inspect", str(master), "--c10-angstrom", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: --c10-angstrom 0 replaces defocus (C10) = ") == 1 and "small_000002.metadata.json" in err
 
 
 @pytest.mark.parametrize("file_format, name", [("nion", "small_000001.ndata"), ("dectris", "small_000001_master.h5")])

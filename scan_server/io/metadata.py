@@ -77,8 +77,13 @@ HOW_TO_SUPPLY = {
 DESCRIPTION = {
     "scan_shape": "scan shape", "scan_step_angstrom": "scan step", "energy_ev": "beam energy",
     "semiangle_mrad": "convergence semi-angle", "c10_angstrom": "defocus (C10)",
-    "detector_sampling": "detector sampling",
+    "detector_sampling": "detector sampling", "c30_angstrom": "spherical aberration (C30)",
+    "electrons_per_pattern": "electrons per pattern",
 }
+#: The command-line option of each quantity.
+OPTION = {name: "--" + name.replace("_", "-") for name in (
+    "scan_shape", "scan_step_angstrom", "energy_ev", "semiangle_mrad", "c10_angstrom", "c30_angstrom",
+    "detector_sampling", "electrons_per_pattern")}
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,8 @@ file itself, missing metadata comes from the user (see ``metadata.py``)."""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import fields
 from pathlib import Path
 
 import h5py
@@ -13,7 +15,8 @@ from ..errors import RecordingError
 from .canonical import FORMAT_NAME, read_recording
 from .dectris import is_dectris, read_dectris
 from .emd import is_emd, read_emd
-from .metadata import DetectorSampling, FoundMetadata, Quantities, complete, read_sidecar, sidecar_path
+from .metadata import (DESCRIPTION, OPTION, DetectorSampling, FoundMetadata, Quantities, complete, read_sidecar,
+                       sidecar_path)
 from .nion import is_nion_h5, read_ndata, read_nion_h5
 
 def find_metadata(path: Path) -> FoundMetadata | None:
@@ -39,10 +42,26 @@ def find_metadata(path: Path) -> FoundMetadata | None:
 
 def load_overrides(path: Path, given: Quantities | None = None, metadata_file: Path | None = None
                    ) -> Quantities:
-    """The user's values: command-line ``given`` over the sidecar (explicit or beside the file)."""
+    """The user's values: command-line ``given`` over the sidecar (explicit or beside the file).
+    An option that replaces a different sidecar value is said on stderr (never silently)."""
     sidecar = metadata_file or sidecar_path(path)
     base = read_sidecar(sidecar) if metadata_file is not None or sidecar.is_file() else Quantities()
-    return (given or Quantities()).merged_over(base)
+    given = given or Quantities()
+    for name in (f.name for f in fields(Quantities)):
+        said, supplied = getattr(base, name), getattr(given, name)
+        if said is not None and supplied is not None and said != supplied:
+            print(f"note: {OPTION[name]} {shown(supplied)} replaces {DESCRIPTION.get(name, name)} = "
+                  f"{shown(said)} from {sidecar.name}", file=sys.stderr)
+    return given.merged_over(base)
+
+
+def shown(value: object) -> str:
+    """A quantity as a person reads it: 6 significant digits, a sampling with its unit."""
+    if isinstance(value, DetectorSampling):
+        return f"{value.value:.6g} {value.unit}"
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def open_recording(path: str | Path, given: Quantities | None = None,

@@ -205,9 +205,10 @@ class SessionManager:
             return []
         trained = (self.loaded.card.get("data") or {}).get("geometry") or {}
         notes = []
-        for key in ("detector_px", "detector_sampling_inv_angstrom", "energy_ev", "semiangle_mrad"):
+        for key in ("detector_px", "detector_sampling_inv_angstrom", "energy_ev", "semiangle_mrad",
+                    "field_of_view_angstrom"):
             value = trained.get(key)
-            if value is not None and not np.isclose(value, getattr(spec, key), rtol=0.02):
+            if value is not None and not np.allclose(value, getattr(spec, key), rtol=0.02):
                 notes.append(f"{key} {getattr(spec, key)} differs from the model's training data ({value}); "
                              "its decisions may be poor")
         return notes

@@ -139,3 +139,58 @@ def test_a_port_in_use_is_one_error_line(tmp_path, option):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot listen on 127.0.0.1:") and option in lines[0]
+
+
+def test_a_field_of_view_the_model_never_saw_is_a_warning(tmp_path, models_dir, recording):
+    """A model trained on a 19.8 Å field, asked to scan the recording's 3 Å: the session opens
+    with a warning naming the field of view; a matching field opens without one."""
+    import json
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny", models / "tiny")
+    card_path = models / "tiny" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    geometry = {"detector_px": recording.detector_px,
+                "detector_sampling_inv_angstrom": recording.detector_sampling_inv_angstrom,
+                "energy_ev": recording.optics.energy_ev, "semiangle_mrad": recording.optics.semiangle_mrad}
+    card["data"] = {"geometry": {**geometry, "field_of_view_angstrom": [19.8, 19.8]}}
+    card_path.write_text(json.dumps(card))
+    with _client(_settings(tmp_path, models)) as client:
+        opened = client.post("/sessions", json=spec_for(recording, "adaptive")).json()
+        assert len(opened["warnings"]) == 1 and opened["warnings"][0].startswith("field_of_view_angstrom")
+    card["data"]["geometry"]["field_of_view_angstrom"] = np.ptp(recording.positions_angstrom, axis=0).tolist()
+    card_path.write_text(json.dumps(card))
+    with _client(_settings(tmp_path, models)) as client:
+        assert client.post("/sessions", json=spec_for(recording, "adaptive")).json()["warnings"] == []
+
+
+def test_run_scan_returns_the_server_s_warnings():
+    from scan_client.microscope import run_scan
+
+    class FakeSession:
+        id, done, warnings, last_reply = "s1", False, ["field_of_view_angstrom [3, 3] differs"], None
+        positions = np.zeros((2, 2))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, frames, positions):
+            self.done = True
+
+        def status(self):
+            return {"status": "finished"}
+
+    class FakeClient:
+        def open_session(self, spec):
+            return FakeSession()
+
+    class StillMicroscope:
+        def acquire(self, positions):
+            return np.zeros((len(positions), 4, 4)), positions
+
+    result = run_scan(StillMicroscope(), FakeClient(), {})
+    assert result.warnings == ["field_of_view_angstrom [3, 3] differs"]
