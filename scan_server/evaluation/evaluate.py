@@ -35,7 +35,7 @@ from . import ground_truth_cache
 from .baselines import select_positions
 from .dose import bootstrap_mean_interval, dose_ratio
 from .figures import Panel, save_comparison, save_dose_quality
-from .metrics import relative_improvement
+from .metrics import relative_improvement, resolution_angstrom
 from .oracle import ORACLE_MATERIAL, REFERENCE_STRATEGIES, oracle_material_indices
 from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
 
@@ -93,6 +93,7 @@ class RecordingResult:
     full: Reconstruction
     full_scores: Scores
     recorded_angstrom: np.ndarray
+    family: str | None = None  # the specimen family of a simulated recording
 
 
 def check_positions(model: AdaptiveModel, positions: int, subsequences: int) -> None:
@@ -145,8 +146,9 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
                                       RopSettings(iterations=final_iterations), device=device)
         scores = {c: reference.score(r.potential.real) for c, r in zip(counts, results)}
         curves[name] = StrategyCurve(dict(by_count), scores, results[counts.index(reference_positions)])
+    family = (acquisition.metadata.get("specimen") or {}).get("family")
     return RecordingResult(curves, reference, full, reference.score(full.potential.real),
-                           acquisition.positions_angstrom)
+                           acquisition.positions_angstrom, family)
 
 
 def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
@@ -204,6 +206,16 @@ def _dose_ratios(recordings: list[RecordingResult], plan: DosePlan, headline: st
             for s in recordings[0].strategies if s != "halton"}
 
 
+def _by_family(recordings: list[RecordingResult], ratios: dict) -> dict:
+    """The mean dose ratio of each strategy per specimen family (simulated recordings only)."""
+    families = [r.family for r in recordings]
+    if None in families:
+        return {}
+    return {strategy: {family: float(np.mean([v for v, f in zip(entry["per_recording"], families) if f == family]))
+                       for family in dict.fromkeys(families)}
+            for strategy, entry in ratios.items()}
+
+
 def _paper_protocol(recordings: list[RecordingResult], plan: DosePlan) -> dict:
     """At the reference count: SSIM against the full-data reconstruction (the paper's score),
     resolution, and adaptive's Q against each baseline."""
@@ -242,6 +254,9 @@ def summarise(recordings: list[RecordingResult], plan: DosePlan, final_iteration
                                                                if s in recordings[0].strategies],
                     "scores": scores, "dose_ratio_vs_halton": _dose_ratios(recordings, plan, headline),
                     "per_recording": per_recording}
+    report["dose_ratio_by_family"] = _by_family(recordings, report["dose_ratio_vs_halton"])
+    for name, result in zip(names, recordings):
+        per_recording[name]["family"] = result.family
     report.update(_paper_protocol(recordings, plan))
     return report
 
@@ -266,6 +281,13 @@ def _markdown_curves(report: dict) -> list[str]:
             low, high = entry["ci95"]
             lines.append(f"| {name} | {entry['mean']:.2f} [{low:.2f}, {high:.2f}] | "
                          f"{entry['at_first_count'] + entry['not_reached']} of {len(entry['per_recording'])} |")
+    by_family = report.get("dose_ratio_by_family") or {}
+    if by_family:
+        families = list(next(iter(by_family.values())))
+        lines += ["", "Dose ratio vs Halton by specimen family (mean over its recordings):", "",
+                  "| strategy | " + " | ".join(families) + " |", "| --- |" + " --- |" * len(families)]
+        for name, entry in by_family.items():
+            lines.append(f"| {name} | " + " | ".join(f"{entry[f]:.2f}" for f in families) + " |")
     return lines
 
 
@@ -324,20 +346,34 @@ def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], na
     ref = report["reference_positions"]
     for name, result in zip(names, recordings):
         _write_positions(out / "positions" / name, result, ref)
-        reference, truth = result.reference, result.reference.truth_rad is not None
-        panels = [Panel("full data (reference)", result.full.potential.real, reference.grid, reference.region,
-                        None, result.full_scores.resolution_angstrom, reference.material)]
-        for strategy, curve in result.strategies.items():
-            scores = curve.scores[ref]
-            title = f"{strategy}: SSIM {scores.ssim_field:.3f}" + (
-                f", r_true {scores.r_true_material:.3f}" if truth else f", SSIM mat. {scores.ssim_material:.3f}")
-            panels.append(Panel(title, curve.reference.potential.real, reference.grid, reference.region,
-                                result.recorded_angstrom[curve.indices[ref]], scores.resolution_angstrom,
-                                reference.material))
-        save_comparison(out / "figures" / f"{name}.png", panels, f"{name}: {ref} positions "
-                        f"(orange line: material mask, {100 * reference.material_fraction:.0f} % of the field)")
+        save_comparison(out / "figures" / f"{name}.png", _panels(result, ref),
+                        f"{name}: {ref} positions "
+                        f"(orange line: material mask, {100 * result.reference.material_fraction:.0f} % of the field)")
     if len(report["positions"]) > 1:
         save_dose_quality(out / "figures" / "dose_quality.png", report)
+
+
+def _panels(result: RecordingResult, positions: int) -> list[Panel]:
+    """Each strategy at ``positions`` in the report's order, then the full-data reference and,
+    for a simulation, the true phase."""
+    reference, truth = result.reference, result.reference.truth_rad
+    panels = []
+    for strategy, curve in result.strategies.items():
+        scores = curve.scores[positions]
+        title = f"{strategy}: SSIM {scores.ssim_field:.3f}" + (
+            f", r_true {scores.r_true_material:.3f}" if truth is not None else
+            f", SSIM mat. {scores.ssim_material:.3f}")
+        panels.append(Panel(title, curve.reference.potential.real, reference.grid, reference.region,
+                            result.recorded_angstrom[curve.indices[positions]], scores.resolution_angstrom,
+                            reference.material))
+    panels.append(Panel(f"all {len(result.recorded_angstrom)} positions (reference)", result.full.potential.real,
+                        reference.grid, reference.region, None, result.full_scores.resolution_angstrom,
+                        reference.material))
+    if truth is not None:
+        panels.append(Panel("true phase (simulation)", truth, reference.grid, reference.region, None,
+                            resolution_angstrom(truth[reference.region], reference.grid.pixel_size_angstrom),
+                            reference.material))
+    return panels
 
 
 def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], plan: DosePlan,

@@ -63,7 +63,8 @@ def draw_diffractogram(ax: plt.Axes, panel: Panel, q_max_inv_angstrom: float = 1
     dq_y = 1.0 / (n_y * panel.grid.pixel_size_angstrom)
     dq_x = 1.0 / (n_x * panel.grid.pixel_size_angstrom)
     extent = [-n_x / 2 * dq_x, (n_x / 2) * dq_x, (n_y / 2) * dq_y, -n_y / 2 * dq_y]
-    ax.imshow(np.log10(power + power.max() * 1e-9), cmap="magma", extent=extent)
+    shown = ax.imshow(np.log10(power + power.max() * 1e-9), cmap="magma", extent=extent)
+    plt.colorbar(shown, ax=ax, fraction=0.046, label="log₁₀ power")
     ax.set_xlim(-q_max_inv_angstrom, q_max_inv_angstrom)
     ax.set_ylim(q_max_inv_angstrom, -q_max_inv_angstrom)
     if panel.resolution_angstrom:

@@ -97,6 +97,10 @@ def test_dose_quality_curves_score_prefixes_of_one_scan(tiny_model, recordings, 
         assert raster.shape == (count, 2)
     assert (out / "figures" / "dose_quality.png").stat().st_size > 1000
     assert "dose ratio vs Halton" in (out / "report.md").read_text()
+    # simulated films: the ratios are also given per specimen family
+    assert report["per_recording"][name]["family"] == "film"
+    for strategy, entry in report["dose_ratio_by_family"].items():
+        assert entry["film"] == pytest.approx(ratios[strategy]["mean"])
 
 
 def test_the_reference_count_must_be_one_of_the_counts(recordings, tmp_path, capsys):

@@ -51,6 +51,12 @@ def test_adaptive_session_over_zmq_persists_every_frame(server, wire, recording)
         image = client.get(f"/sessions/{opened['session_id']}/reconstruction", params={"format": "png"})
     assert status["status"] == "finished" and status["positions_acquired"] == 40 and status["next_seq"] == 4
     assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image.content)) as png:  # the scanned field, enlarged: not a small grid
+        assert min(png.size) >= 512 and abs(png.size[0] - png.size[1]) <= 0.1 * max(png.size)
     stored = read_recording(status["recording"])        # the project's own reader, complete file
     np.testing.assert_array_equal(stored.frames[:], np.concatenate([f for f, _ in sent]).astype(np.float32))
     np.testing.assert_allclose(stored.positions_angstrom, np.concatenate([p for _, p in sent]))

@@ -28,7 +28,8 @@ def session_status(session_id: str, manager: Manager) -> SessionStatus:
     return manager.get(session_id).status_model()
 
 
-@router.get("/{session_id}/reconstruction", summary="the current reconstruction: .npy (complex64) or PNG (phase)",
+@router.get("/{session_id}/reconstruction", summary="the current reconstruction: .npy (complex64, whole grid) or "
+                                                     "PNG (phase over the scanned field, ≥ 512 px)",
             responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}})
 def reconstruction(session_id: str, manager: Manager, format: Literal["npy", "png"] = "npy") -> Response:
     potential = manager.reconstruction(session_id)
@@ -39,8 +40,20 @@ def reconstruction(session_id: str, manager: Manager, format: Literal["npy", "pn
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.imsave(buffer, potential.real, cmap="gray", format="png")
+    plt.imsave(buffer, _scanned_phase(potential, manager.get(session_id).geometry.region), cmap="gray", format="png")
     return Response(buffer.getvalue(), media_type="image/png")
+
+
+#: the PNG's longer side is at least this many pixels
+PNG_MIN_SIDE_PX = 512
+
+
+def _scanned_phase(potential: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
+    """The phase over the scanned field of view only, enlarged by an integer factor (nearest
+    pixel, so every reconstruction pixel stays visible) to at least ``PNG_MIN_SIDE_PX``."""
+    phase = potential.real[region]
+    factor = max(1, -(-PNG_MIN_SIDE_PX // max(phase.shape)))
+    return np.kron(phase, np.ones((factor, factor)))
 
 
 @router.delete("/{session_id}", response_model=SessionStatus, summary="finish: flush and close the recording")
