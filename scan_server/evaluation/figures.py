@@ -77,14 +77,20 @@ def draw_diffractogram(ax: plt.Axes, panel: Panel, q_max_inv_angstrom: float = 1
     ax.set_xlabel("q_x (Å⁻¹)")
 
 
-def save_png(fig: plt.Figure, path: Path, dpi: int) -> None:
-    """A figure as a 256-colour PNG: reconstructions and diffractograms are noisy and compress
-    badly as RGBA; the palette (median cut) is about 2.5× smaller and looks the same."""
+def save_png(fig: plt.Figure, path: str | Path, dpi: int) -> Path:
+    """Lay out, write and close a figure as a 256-colour PNG (folders made as needed):
+    reconstructions and diffractograms are noisy and compress badly as RGBA; the palette
+    (median cut) is about 2.5× smaller and looks the same."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     buffer.seek(0)
     with Image.open(buffer) as image:
         image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    plt.close(fig)
+    return path
 
 
 def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "", dpi: int = 80) -> Path:
@@ -96,12 +102,7 @@ def save_comparison(path: str | Path, panels: Sequence[Panel], suptitle: str = "
         draw_diffractogram(axes[1, column], panel)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, path, dpi)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi)
 
 
 def save_phase(path: str | Path, panel: Panel) -> Path:
@@ -144,9 +145,4 @@ def save_dose_quality(path: str | Path, report: dict, dpi: int = 90) -> Path:
     axes[0, -1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{len(report['recordings'])} recordings, final reconstructions with "
                  f"{report['final_iterations']} iterations", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, path, dpi)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi)
