@@ -346,9 +346,10 @@ def write_outputs(out: Path, report: dict, recordings: list[RecordingResult], na
     ref = report["reference_positions"]
     for name, result in zip(names, recordings):
         _write_positions(out / "positions" / name, result, ref)
-        save_comparison(out / "figures" / f"{name}.png", _panels(result, ref),
-                        f"{name}: {ref} positions "
-                        f"(orange line: material mask, {100 * result.reference.material_fraction:.0f} % of the field)")
+        fraction = result.reference.material_fraction
+        mask = "the whole field is material" if fraction == 1 else \
+            f"orange line: material mask, {100 * fraction:.0f} % of the field"
+        save_comparison(out / "figures" / f"{name}.png", _panels(result, ref), f"{name}: {ref} positions ({mask})")
     if len(report["positions"]) > 1:
         save_dose_quality(out / "figures" / "dose_quality.png", report)
 
