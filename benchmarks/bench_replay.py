@@ -60,10 +60,11 @@ def write_recording(folder: Path) -> tuple[Path, float]:
 
 def replay(master: str) -> dict:
     """Runs in a fresh process: open lazily, replay every position, report."""
-    from scan_server.evaluation.baselines import HaltonScan, ScanState
     from scan_server.io.open import open_recording
     from scan_server.io.resample import resample_patterns
-    from scan_server.microscope import VirtualMicroscope
+    from scan_server.scanning.baselines import HaltonScan
+    from scan_server.scanning.state import ScanState
+    from scan_server.scanning.virtual_microscope import VirtualMicroscope
 
     after_imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     acquisition = open_recording(master)

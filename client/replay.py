@@ -24,7 +24,7 @@ from scan_server.evaluation.evaluate import (
     summarise,
     write_outputs,
 )
-from scan_server.microscope import VirtualMicroscope
+from scan_server.scanning.virtual_microscope import VirtualMicroscope
 
 from .client import ScanClient
 from .microscope import run_scan

@@ -303,7 +303,7 @@ def _export(canonical: Path, target: Path, file_format: str) -> None:
 
 def run_reconstruct(args: argparse.Namespace) -> None:
     from .device import choose_device
-    from .evaluation.baselines import select_positions
+    from .scanning.baselines import select_positions
     from .evaluation.figures import Panel, save_phase
     from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
     from .physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition, \

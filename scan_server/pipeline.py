@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
-from .evaluation.baselines import halton_unit
-from .microscope import Exposure, VirtualMicroscope
 from .physics.reconstruct import RopSettings, prepare_batch, reconstruct, reconstruction_geometry
 from .policy.model import AdaptiveModel
+from .scanning.baselines import halton_unit
+from .scanning.virtual_microscope import Exposure, VirtualMicroscope
 
 
 @dataclass

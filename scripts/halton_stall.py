@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from scan_server.evaluation.baselines import halton_unit, select_positions
 from scan_server.evaluation.evaluate import ground_truth, score_reference
 from scan_server.io.canonical import read_recording
 from scan_server.physics.reconstruct import RopSettings, reconstruct_subsets
 from scan_server.physics.simulate import preset, simulate_recording
+from scan_server.scanning.baselines import halton_unit, select_positions
 
 COUNTS = (250, 335, 420, 500)
 STRATEGIES = ("halton", "random", "raster")

@@ -66,7 +66,7 @@ class Wire:
 def acquire(acquisition: Acquisition, used: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The nearest unused recorded patterns to ``positions`` (a tiny virtual microscope):
     (frames uint16, actual positions Å)."""
-    from scan_server.microscope import VirtualMicroscope
+    from scan_server.scanning.virtual_microscope import VirtualMicroscope
 
     microscope = VirtualMicroscope(acquisition.positions_angstrom, acquisition.frames)
     microscope.used[:] = used

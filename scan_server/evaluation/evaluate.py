@@ -27,12 +27,17 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
-from ..physics.reconstruct import (GROUND_TRUTH_ITERATIONS, Reconstruction, RopSettings, reconstruct_acquisition,
-                                   reconstruct_subsets)
+from ..physics.reconstruct import (
+    GROUND_TRUTH_ITERATIONS,
+    Reconstruction,
+    RopSettings,
+    reconstruct_acquisition,
+    reconstruct_subsets,
+)
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
+from ..scanning.baselines import select_positions
 from . import ground_truth_cache
-from .baselines import select_positions
 from .dose import bootstrap_mean_interval, dose_ratio
 from .figures import Panel, save_comparison, save_dose_quality
 from .metrics import relative_improvement, resolution_angstrom

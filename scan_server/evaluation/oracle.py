@@ -16,8 +16,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import ParameterError
-from ..microscope import VirtualMicroscope
-from .baselines import ScanState, halton_unit, run_strategy
+from ..scanning.baselines import halton_unit, run_strategy
+from ..scanning.state import ScanState
+from ..scanning.virtual_microscope import VirtualMicroscope
 from .scores import ScoreReference
 
 ORACLE_MATERIAL = "oracle-material"

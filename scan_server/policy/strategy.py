@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..evaluation.baselines import ScanState, halton_unit
+from ..scanning.baselines import halton_unit
+from ..scanning.state import ScanState
 from .model import AdaptiveModel
 
 

@@ -21,17 +21,11 @@ import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
-from ..evaluation.baselines import (
-    HaltonScan,
-    RandomScan,
-    ScanState,
-    ScanStrategy,
-    SparseRasterScan,
-    halton_unit,
-)
 from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
 from ..policy.model import AdaptiveModel
 from ..policy.strategy import AdaptiveScan
+from ..scanning.baselines import HaltonScan, RandomScan, SparseRasterScan, halton_unit
+from ..scanning.state import ScanState, ScanStrategy
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
 from .metrics import ServiceMetrics

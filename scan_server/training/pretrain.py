@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ..evaluation.baselines import halton_unit
 from ..pipeline import Acquired, EpisodeBatch, reconstruct_episodes
 from ..policy.model import AdaptiveModel
+from ..scanning.baselines import halton_unit
 from .data import TrainingData
 from .run import StageState
 from .settings import TrainSettings

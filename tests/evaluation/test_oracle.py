@@ -3,9 +3,9 @@
 import numpy as np
 
 from scan_server.contracts import ObjectGrid, RasterScan
-from scan_server.evaluation.baselines import select_positions
 from scan_server.evaluation.oracle import oracle_material_indices
 from scan_server.evaluation.scores import ScoreReference
+from scan_server.scanning.baselines import select_positions
 
 RECORDED = RasterScan((40, 40), 0.5).positions_angstrom()  # 19.5 Å field
 

@@ -2,11 +2,11 @@ import numpy as np
 import torch
 
 from scan_server.cli import main
-from scan_server.evaluation.baselines import ScanState
 from scan_server.io.open import open_recording
 from scan_server.pipeline import EpisodeBatch, reconstruct_batch, rollout
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.policy.strategy import AdaptiveScan
+from scan_server.scanning.state import ScanState
 
 
 def test_adaptive_strategy_makes_the_rollouts_decisions(tmp_path):

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from service_helpers import TOKEN, Wire, acquire, first_batch, spec_for
 
 from scan_server.errors import ParameterError
-from scan_server.evaluation.baselines import halton_unit
+from scan_server.scanning.baselines import halton_unit
 from scan_server.io.canonical import read_recording
 from scan_server.service.app import create_app
 from scan_server.service.settings import ServiceSettings, load_settings

@@ -3,7 +3,7 @@ import pytest
 
 from scan_server.contracts import Acquisition, ProbeOptics, RasterScan
 from scan_server.errors import ParameterError
-from scan_server.microscope import VirtualMicroscope
+from scan_server.scanning.virtual_microscope import VirtualMicroscope
 
 SCAN = RasterScan((10, 12), 0.2)
 

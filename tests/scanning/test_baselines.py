@@ -4,7 +4,7 @@ from scipy.stats import qmc
 
 from scan_server.contracts import RasterScan
 from scan_server.errors import ParameterError
-from scan_server.evaluation.baselines import halton_unit, select_positions, sparse_raster_unit
+from scan_server.scanning.baselines import halton_unit, select_positions, sparse_raster_unit
 
 RECORDED = RasterScan((100, 100), 0.2).positions_angstrom()
 
@@ -39,7 +39,8 @@ def test_bad_requests_are_refused():
 
 
 def test_strategies_serve_sub_sequences_through_one_interface():
-    from scan_server.evaluation.baselines import ScanState, make_strategy
+    from scan_server.scanning.baselines import make_strategy
+    from scan_server.scanning.state import ScanState
 
     halton = make_strategy("halton", 250, seed=4)
     first = halton.next_positions(ScanState(np.empty((0, 2)), None, 0), 50)

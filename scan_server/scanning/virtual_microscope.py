@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .contracts import Acquisition
-from .errors import ParameterError
+from ..contracts import Acquisition
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,18 @@
-"""Scan strategies behind one interface; the non-adaptive baselines live here.
-
-A ``ScanStrategy`` proposes the next sub-sequence of positions in normalised [0, 1]²
-coordinates of the field of view, given what has been acquired so far (a
-``ScanState``). The baselines ignore the state; the learned policy uses it. The same
-interface serves a live microscope (continuous positions) and a recording (through the
-``VirtualMicroscope``, which snaps to the nearest unused recorded pattern).
-"""
+"""The non-adaptive scans: random, Halton, sparse and full raster (``ScanStrategy``s that
+ignore the state), and how any strategy is played on a recording (``run_strategy``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from scipy.stats import qmc
 
 from ..errors import ParameterError
-from ..microscope import VirtualMicroscope
+from .state import ScanState, ScanStrategy
+from .virtual_microscope import VirtualMicroscope
 
 STRATEGIES = ("raster", "random", "halton", "full")
-
-
-@dataclass(frozen=True)
-class ScanState:
-    """What a strategy may look at: the positions acquired so far (P, 2) in [0, 1]², the
-    current reconstruction (H, W) complex or ``None``, the step number, and the pixel
-    region of the reconstruction that is the scanned field of view."""
-
-    positions_unit: np.ndarray
-    reconstruction: np.ndarray | None
-    step: int
-    region: tuple[slice, slice] | None = None
-
-
-class ScanStrategy(Protocol):
-    name: str
-
-    def next_positions(self, state: ScanState, count: int) -> np.ndarray:
-        """The next ``count`` positions, (count, 2) (y, x) in [0, 1]²."""
-        ...
 
 
 def sparse_raster_unit(n: int) -> np.ndarray:
