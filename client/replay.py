@@ -24,12 +24,13 @@ from scan_server.evaluation.evaluate import (
     summarise,
     write_outputs,
 )
+from scan_server.scanning.registry import SERVED_STRATEGIES
 from scan_server.scanning.virtual_microscope import VirtualMicroscope
 
 from .client import ScanClient
 from .microscope import run_scan
 
-STRATEGIES = ("adaptive", "halton", "random", "raster")
+STRATEGIES = SERVED_STRATEGIES
 #: dtypes the protocol carries; anything else is sent as float32
 WIRE_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
 

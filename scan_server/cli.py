@@ -16,6 +16,7 @@ import numpy as np
 
 from . import __version__
 from .evaluation import DEFAULT_FINAL_ITERATIONS
+from .scanning.registry import BASELINE_STRATEGIES
 from .errors import ParameterError, ScanServerError
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
                                         "patterns or N of them chosen by a baseline scan strategy.")
     p.add_argument("recording", type=Path)
     p.add_argument("--positions", default="all", help="'all' or a number N of positions")
-    p.add_argument("--strategy", default="halton", help="raster, random or halton (for N positions)")
+    p.add_argument("--strategy", default="halton", choices=BASELINE_STRATEGIES, help="the scan of N positions")
     p.add_argument("--iterations", type=int, help="gradient steps (default 5; --converged: many)")
     p.add_argument("--converged", action="store_true", help="many iterations, for a full-data ground truth")
     p.add_argument("--step-size", type=float, help="gradient step α (see docs/physics.md)")
@@ -303,7 +304,7 @@ def _export(canonical: Path, target: Path, file_format: str) -> None:
 
 def run_reconstruct(args: argparse.Namespace) -> None:
     from .device import choose_device
-    from .scanning.baselines import select_positions
+    from .scanning.acquire import select_positions
     from .evaluation.figures import Panel, save_phase
     from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
     from .physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition, \

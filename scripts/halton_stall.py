@@ -19,7 +19,8 @@ from scan_server.evaluation.evaluate import ground_truth, score_reference
 from scan_server.io.canonical import read_recording
 from scan_server.physics.reconstruct import RopSettings, reconstruct_subsets
 from scan_server.physics.simulate import preset, simulate_recording
-from scan_server.scanning.baselines import halton_unit, select_positions
+from scan_server.scanning.acquire import select_positions
+from scan_server.scanning.baselines import halton_unit
 
 COUNTS = (250, 335, 420, 500)
 STRATEGIES = ("halton", "random", "raster")

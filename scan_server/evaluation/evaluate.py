@@ -36,19 +36,17 @@ from ..physics.reconstruct import (
 )
 from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
-from ..scanning.baselines import select_positions
+from ..scanning.acquire import run_strategy
+from ..scanning.registry import BASELINE_STRATEGIES, REFERENCE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
+from ..scanning.virtual_microscope import VirtualMicroscope
 from . import ground_truth_cache
 from .dose import bootstrap_mean_interval, dose_ratio
 from .figures import Panel, save_comparison, save_dose_quality
 from .metrics import relative_improvement, resolution_angstrom
-from .oracle import ORACLE_MATERIAL, REFERENCE_STRATEGIES, oracle_material_indices
 from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
 
-BASELINES = ("random", "halton", "raster")
-#: strategies whose scan of n positions is the first n of a longer one (scored on prefixes)
-SEQUENTIAL = ("adaptive", "random", "halton", ORACLE_MATERIAL)
-#: every strategy in the order reports show them
-REPORT_ORDER = ("adaptive", *BASELINES, *REFERENCE_STRATEGIES)
+#: every strategy an evaluation scores, in the order reports show them (the registry's)
+EVALUATED = tuple(name for name, entry in STRATEGIES.items() if entry.served or entry.reference)
 #: the default count at which Halton's quality is the target of the dose ratios
 DEFAULT_REFERENCE_POSITIONS = 250
 
@@ -156,18 +154,34 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
                            acquisition.positions_angstrom, family)
 
 
+def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, reference: ScoreReference
+                  ) -> np.ndarray:
+    """Indices of a strategy that needs no reconstruction (a baseline or a reference) played on
+    the recording to ``count`` positions, in acquisition order."""
+    microscope = VirtualMicroscope(acquisition.positions_angstrom)
+    context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
+                              material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
+    return run_strategy(build_strategy(name, context), microscope, count)
+
+
 def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
                      reference: ScoreReference, device: torch.device) -> dict[str, dict[int, np.ndarray]]:
-    """Every strategy's recorded patterns at every count of the plan."""
-    recorded, largest = acquisition.positions_angstrom, plan.largest
-    shape = acquisition.scan.shape if acquisition.scan else None
-    runs = {name: select_positions(name, largest, recorded, seed, shape) for name in ("random", "halton")}
-    runs[ORACLE_MATERIAL] = oracle_material_indices(reference, recorded, largest, seed)
-    if model is not None:
-        runs = {"adaptive": _adaptive_indices(acquisition, model, largest, device), **runs}
-    chosen = {name: {c: run[:c] for c in plan.positions} for name, run in runs.items()}
-    chosen["raster"] = {c: select_positions("raster", c, recorded, seed, shape) for c in plan.positions}
-    return {name: chosen[name] for name in REPORT_ORDER if name in chosen}
+    """Every strategy's recorded patterns at every count of the plan: a sequential one run once
+    to the largest count (its prefixes), the others planned per count; ``adaptive`` only with a
+    model (its own Halton start, through the rollout)."""
+    chosen = {}
+    for name in EVALUATED:
+        entry = STRATEGIES[name]
+        if entry.needs_model:
+            if model is not None:
+                run = _adaptive_indices(acquisition, model, plan.largest, device)
+                chosen[name] = {c: run[:c] for c in plan.positions}
+        elif entry.sequential:
+            run = _recorded_run(name, acquisition, plan.largest, seed, reference)
+            chosen[name] = {c: run[:c] for c in plan.positions}
+        else:
+            chosen[name] = {c: _recorded_run(name, acquisition, c, seed, reference) for c in plan.positions}
+    return chosen
 
 
 def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan,
@@ -235,7 +249,7 @@ def _paper_protocol(recordings: list[RecordingResult], plan: DosePlan) -> dict:
                         "resolution_angstrom_mean": float(np.mean(known)) if known else None,
                         "resolution_angstrom": res}
     if "adaptive" in report:
-        for baseline in (b for b in BASELINES if b in report):
+        for baseline in (b for b in BASELINE_STRATEGIES if b in report):
             pairs = [(r.strategies["adaptive"].scores[ref], r.strategies[baseline].scores[ref]) for r in recordings]
             q = [relative_improvement(a.ssim_field, b.ssim_field) for a, b in pairs]
             report[f"q_ssim_vs_{baseline}"] = {"mean": float(np.mean(q)), "ci95": bootstrap_mean_interval(q)}
@@ -311,7 +325,7 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {name} | {entry['ssim_mean']:.3f} ± {entry['ssim_std']:.3f} | "
                      f"{_format(scores['ssim_material'])} | {_format(scores['r_true_material'])} | "
                      f"{_format(scores['ssim_true_material'])} | {_format(entry['resolution_angstrom_mean'], 2)} |")
-    compared = [b for b in BASELINES if f"q_ssim_vs_{b}" in report]
+    compared = [b for b in BASELINE_STRATEGIES if f"q_ssim_vs_{b}" in report]
     if compared:
         lines += ["", "Paper protocol (whole-field SSIM against the full-data reconstruction):", "",
                   "| adaptive against | Q_SSIM (mean, 95 % bootstrap interval) | Q_res |", "| --- | --- | --- |"]
@@ -336,7 +350,7 @@ def _write_positions(folder: Path, result: RecordingResult, reference_positions:
     for strategy, curve in result.strategies.items():
         largest = max(curve.indices)
         files = {strategy: curve.indices[largest]}
-        if strategy not in SEQUENTIAL:
+        if not STRATEGIES[strategy].sequential:
             files = {strategy if c == reference_positions else f"{strategy}_{c}": idx
                      for c, idx in curve.indices.items()}
         for stem, indices in files.items():

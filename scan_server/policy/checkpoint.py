@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ParameterError
+from ..scanning.registry import STRATEGIES
 from ..training.run import CARD_FILE, MODEL_FILE, load_model
 from .model import AdaptiveModel
 
@@ -38,7 +39,7 @@ def evaluation_summary(report: dict) -> dict:
     summary = {k: report[k] for k in keys if k in report}
     ratios = report.get("dose_ratio_vs_halton", {})
     summary["dose_ratio_vs_halton"] = {name: {"mean": r["mean"], "ci95": r["ci95"]} for name, r in ratios.items()}
-    for strategy in ("adaptive", "random", "halton", "raster", "full"):
+    for strategy in (*STRATEGIES, "full"):  # "full": the full-data reconstruction's own figures
         if strategy in report:
             summary[strategy] = {k: report[strategy][k] for k in ("ssim_mean", "ssim_std", "resolution_angstrom_mean")}
     summary.update({k: v for k, v in report.items() if k.startswith("q_")})

@@ -1,5 +1,5 @@
 """The non-adaptive scans: random, Halton, sparse and full raster (``ScanStrategy``s that
-ignore the state), and how any strategy is played on a recording (``run_strategy``)."""
+ignore the state). How a strategy is played on a recording: ``acquire.py``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from ..errors import ParameterError
-from .state import ScanState, ScanStrategy
-from .virtual_microscope import VirtualMicroscope
-
-STRATEGIES = ("raster", "random", "halton", "full")
+from .state import ScanState
 
 
 def sparse_raster_unit(n: int) -> np.ndarray:
@@ -90,44 +87,3 @@ class FullRasterScan(_PlannedStrategy):
         x = np.linspace(0, 1, nx) if nx > 1 else np.zeros(1)
         yy, xx = np.meshgrid(y, x, indexing="ij")
         super().__init__(np.stack([yy.ravel(), xx.ravel()], axis=1))
-
-
-def make_strategy(name: str, total: int, seed: int = 0, scan_shape: tuple[int, int] | None = None) -> ScanStrategy:
-    if name == "random":
-        return RandomScan(total, seed)
-    if name == "halton":
-        return HaltonScan(seed)
-    if name == "raster":
-        return SparseRasterScan(total)
-    if name == "full":
-        if scan_shape is None:
-            raise ParameterError("a full raster needs the scan shape")
-        return FullRasterScan(scan_shape)
-    raise ParameterError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
-
-
-def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
-                 per_step: int = 50) -> np.ndarray:
-    """Acquire ``total`` positions in sub-sequences of ``per_step`` (no reconstruction:
-    for baselines); returns the recording indices used, in acquisition order."""
-    indices: list[np.ndarray] = []
-    acquired = np.empty((0, 2))
-    step = 0
-    while len(acquired) < total:
-        count = min(per_step, total - len(acquired))
-        proposal = strategy.next_positions(ScanState(acquired, None, step), count)
-        chosen = microscope.nearest_unused(microscope.to_angstrom(proposal))
-        indices.append(chosen)
-        acquired = np.concatenate([acquired, microscope.to_unit(microscope.recorded[chosen])])
-        step += 1
-    return np.concatenate(indices)
-
-
-def select_positions(strategy: str, n: int, recorded_angstrom: np.ndarray, seed: int = 0,
-                     scan_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Indices of n distinct recorded positions chosen by a baseline strategy."""
-    total = len(recorded_angstrom)
-    if not 0 < n <= total:
-        raise ParameterError(f"the number of positions must be in 1…{total}, got {n}")
-    microscope = VirtualMicroscope(recorded_angstrom)
-    return run_strategy(make_strategy(strategy, n, seed, scan_shape), microscope, n)

@@ -8,8 +8,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..scanning.registry import SERVED_STRATEGIES
+
 PROTOCOL_VERSION = "1.0"
-Strategy = Literal["adaptive", "halton", "random", "raster"]
+#: the strategies a session may ask for: the registry's served ones
+Strategy = Literal[SERVED_STRATEGIES]  # type: ignore[valid-type]
 #: dtypes a batch may carry (little-endian; counts or expected intensities)
 FRAME_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
 Position = Annotated[list[float], Field(min_length=2, max_length=2)]

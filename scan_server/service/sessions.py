@@ -24,7 +24,8 @@ from ..errors import ScanServerError
 from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
 from ..policy.model import AdaptiveModel
 from ..policy.strategy import AdaptiveScan
-from ..scanning.baselines import HaltonScan, RandomScan, SparseRasterScan, halton_unit
+from ..scanning.baselines import halton_unit
+from ..scanning.registry import StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
@@ -188,11 +189,7 @@ class SessionManager:
                                    f"per step; set subsequence to {n}")
             strategy = AdaptiveScan(self.loaded.model)
             return strategy, strategy.seed
-        if spec.strategy == "halton":
-            return HaltonScan(spec.seed), spec.seed
-        if spec.strategy == "random":
-            return RandomScan(spec.total_positions, spec.seed), spec.seed
-        return SparseRasterScan(spec.total_positions), spec.seed
+        return build_strategy(spec.strategy, StrategyContext(spec.total_positions, spec.seed)), spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
         if spec.strategy != "adaptive" or not self.loaded.card:

@@ -86,7 +86,7 @@ def test_dose_quality_curves_score_prefixes_of_one_scan(tiny_model, recordings, 
     name = report["recordings"][0]
     halton = np.loadtxt(out / "positions" / name / "halton.csv", delimiter=",", skiprows=1)
     assert halton.shape == (40, 2)
-    from scan_server.scanning.baselines import select_positions
+    from scan_server.scanning.acquire import select_positions
     from scan_server.io.canonical import read_recording
 
     acquisition = read_recording(recordings[0])

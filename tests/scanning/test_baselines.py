@@ -4,7 +4,8 @@ from scipy.stats import qmc
 
 from scan_server.contracts import RasterScan
 from scan_server.errors import ParameterError
-from scan_server.scanning.baselines import halton_unit, select_positions, sparse_raster_unit
+from scan_server.scanning.acquire import select_positions
+from scan_server.scanning.baselines import halton_unit, sparse_raster_unit
 
 RECORDED = RasterScan((100, 100), 0.2).positions_angstrom()
 
@@ -39,8 +40,11 @@ def test_bad_requests_are_refused():
 
 
 def test_strategies_serve_sub_sequences_through_one_interface():
-    from scan_server.scanning.baselines import make_strategy
+    from scan_server.scanning.registry import StrategyContext, build_strategy
     from scan_server.scanning.state import ScanState
+
+    def make_strategy(name, total, seed=0, scan_shape=None):
+        return build_strategy(name, StrategyContext(total, seed, scan_shape))
 
     halton = make_strategy("halton", 250, seed=4)
     first = halton.next_positions(ScanState(np.empty((0, 2)), None, 0), 50)
@@ -57,3 +61,18 @@ def test_strategies_serve_sub_sequences_through_one_interface():
 def test_full_raster_selects_every_recorded_position():
     indices = select_positions("full", len(RECORDED), RECORDED, scan_shape=(100, 100))
     assert sorted(indices) == list(range(len(RECORDED)))
+
+
+def test_the_registry_names_each_strategy_once_and_says_what_it_is():
+    from scan_server.scanning.registry import (BASELINE_STRATEGIES, REFERENCE_STRATEGIES, SERVED_STRATEGIES,
+                                               STRATEGIES, StrategyContext, build_strategy)
+    from scan_server.service.schemas import AcquisitionSpec
+
+    assert SERVED_STRATEGIES == ("adaptive", "halton", "random", "raster")
+    assert BASELINE_STRATEGIES == ("halton", "random", "raster") and REFERENCE_STRATEGIES == ("oracle-material",)
+    assert not set(REFERENCE_STRATEGIES) & set(SERVED_STRATEGIES)  # references are never served
+    assert all(entry.name == name for name, entry in STRATEGIES.items())
+    # the service's schema takes its names from the registry
+    assert set(AcquisitionSpec.model_json_schema()["properties"]["strategy"]["enum"]) == set(SERVED_STRATEGIES)
+    with pytest.raises(ParameterError, match="needs a model"):
+        build_strategy("adaptive", StrategyContext(50))

@@ -1,12 +1,12 @@
 """Reference strategies that know the answer: they bound what a strategy could gain.
 
-They read the full-data reconstruction, so they exist only in evaluations (never in the
-service) and are labelled as references in every report.
+They read the full-data reconstruction (given to them as a look-up), so they exist only
+in evaluations (never in the service) and are labelled as references in every report.
 
 ``oracle-material``: the Halton scan of the same seed, with every point the full-data
-reconstruction shows as vacuum skipped (``ScoreReference.material_at``). On a
-homogeneous field it is the Halton scan; on a field with vacuum it spends the whole dose
-on material, which bounds what skipping vacuum can gain.
+reconstruction shows as vacuum skipped (the evaluation passes
+``ScoreReference.material_at``). On a homogeneous field it is the Halton scan; on a field
+with vacuum it spends the whole dose on material, which bounds what skipping vacuum can gain.
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import ParameterError
-from ..scanning.baselines import halton_unit, run_strategy
-from ..scanning.state import ScanState
-from ..scanning.virtual_microscope import VirtualMicroscope
-from .scores import ScoreReference
+from .baselines import halton_unit
+from .state import ScanState
 
-ORACLE_MATERIAL = "oracle-material"
-REFERENCE_STRATEGIES = (ORACLE_MATERIAL,)
 #: Halton points drawn per look-up; give up after this many per requested position
 _CHUNK = 512
 _MAX_CANDIDATES_PER_POSITION = 200
@@ -32,7 +28,7 @@ class OracleMaterialScan:
     """The Halton sequence of ``seed`` without the points where ``is_material`` (unit (n, 2)
     → (n,) bool) is false, continued step after step."""
 
-    name = ORACLE_MATERIAL
+    name = "oracle-material"
 
     def __init__(self, is_material: Callable[[np.ndarray], np.ndarray], seed: int = 0) -> None:
         self.is_material = is_material
@@ -44,7 +40,7 @@ class OracleMaterialScan:
         needed, limit = count, self.cursor + _MAX_CANDIDATES_PER_POSITION * max(count, 1)
         while needed:
             if self.cursor >= limit:
-                raise ParameterError(f"{ORACLE_MATERIAL}: the reference shows no material where the Halton "
+                raise ParameterError(f"{self.name}: the reference shows no material where the Halton "
                                      f"sequence looks ({limit} points)")
             candidates = halton_unit(_CHUNK, self.seed, skip=self.cursor)
             kept = np.flatnonzero(self.is_material(candidates))[:needed]
@@ -53,10 +49,3 @@ class OracleMaterialScan:
             self.cursor += int(kept[-1]) + 1 if needed == 0 else _CHUNK
         return np.concatenate(taken)
 
-
-def oracle_material_indices(reference: ScoreReference, recorded_angstrom: np.ndarray, n: int,
-                            seed: int = 0) -> np.ndarray:
-    """Indices of n distinct recorded positions in the order ``oracle-material`` visits them."""
-    microscope = VirtualMicroscope(recorded_angstrom)
-    strategy = OracleMaterialScan(lambda unit: reference.material_at(microscope.to_angstrom(unit)), seed)
-    return run_strategy(strategy, microscope, n)

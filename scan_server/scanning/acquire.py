@@ -1,0 +1,40 @@
+"""Playing a strategy on a recording: each proposal is snapped to the nearest unused recorded
+pattern (``VirtualMicroscope``), step after step, without reconstructing (strategies that need a
+reconstruction are played by ``rollout``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from .registry import StrategyContext, build_strategy
+from .state import ScanState, ScanStrategy
+from .virtual_microscope import VirtualMicroscope
+
+
+def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
+                 per_step: int = 50) -> np.ndarray:
+    """Acquire ``total`` positions in sub-sequences of ``per_step``; returns the recording
+    indices used, in acquisition order."""
+    indices: list[np.ndarray] = []
+    acquired = np.empty((0, 2))
+    step = 0
+    while len(acquired) < total:
+        count = min(per_step, total - len(acquired))
+        proposal = strategy.next_positions(ScanState(acquired, None, step), count)
+        chosen = microscope.nearest_unused(microscope.to_angstrom(proposal))
+        indices.append(chosen)
+        acquired = np.concatenate([acquired, microscope.to_unit(microscope.recorded[chosen])])
+        step += 1
+    return np.concatenate(indices)
+
+
+def select_positions(strategy: str, n: int, recorded_angstrom: np.ndarray, seed: int = 0,
+                     scan_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Indices of n distinct recorded positions chosen by a strategy that needs no
+    reconstruction (a baseline), in acquisition order."""
+    total = len(recorded_angstrom)
+    if not 0 < n <= total:
+        raise ParameterError(f"the number of positions must be in 1…{total}, got {n}")
+    microscope = VirtualMicroscope(recorded_angstrom)
+    return run_strategy(build_strategy(strategy, StrategyContext(n, seed, scan_shape)), microscope, n)
