@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from scan_server.contracts import Acquisition
@@ -41,7 +40,7 @@ class RecordedMicroscope:
 
     def __init__(self, acquisition: Acquisition) -> None:
         self.virtual = VirtualMicroscope.over(acquisition)
-        self.origin = self.virtual.low
+        self.origin = np.asarray(self.virtual.field.origin_angstrom)
         self.indices: list[np.ndarray] = []
 
     def acquire(self, positions_angstrom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

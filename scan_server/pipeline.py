@@ -40,8 +40,9 @@ class EpisodeBatch:
             if reconstruction_geometry(a) != geometry or \
                     ObjectGrid.covering(a.positions_angstrom, geometry).shape_px != grid.shape_px:
                 raise ValueError("the recordings of one batch must share detector and scan geometry")
-        return cls(acquisitions, [VirtualMicroscope.over(a) for a in acquisitions], geometry, grid,
-                   grid.scan_region(acquisitions[0].positions_angstrom), device or torch.device("cpu"))
+        microscopes = [VirtualMicroscope.over(a) for a in acquisitions]
+        return cls(acquisitions, microscopes, geometry, grid, microscopes[0].field.region(grid),
+                   device or torch.device("cpu"))
 
     def positions_px(self, positions_angstrom: torch.Tensor) -> torch.Tensor:
         """Å (B, P, 2) → pixel coordinates of the field-of-view crop (centres at integers)."""

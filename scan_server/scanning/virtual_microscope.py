@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
+from .field_of_view import FieldOfView
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,7 @@ class VirtualMicroscope:
         if len(self.recorded) == 0:
             raise ParameterError("a virtual microscope needs at least one recorded position")
         self.tree = cKDTree(self.recorded)
-        self.low = self.recorded.min(axis=0)
-        self.high = self.recorded.max(axis=0)
+        self.field = FieldOfView.of_positions(self.recorded)
         self.used = np.zeros(len(self.recorded), dtype=bool)
 
     @classmethod
@@ -57,15 +57,15 @@ class VirtualMicroscope:
 
     def to_angstrom(self, unit_positions: np.ndarray) -> np.ndarray:
         """Normalised [0, 1]² field-of-view coordinates → Å in the scan frame."""
-        return self.low + np.asarray(unit_positions, dtype=np.float64) * (self.high - self.low)
+        return self.field.to_angstrom(unit_positions)
 
     def to_unit(self, positions_angstrom: np.ndarray) -> np.ndarray:
-        span = np.where(self.high > self.low, self.high - self.low, 1.0)
-        return (np.asarray(positions_angstrom, dtype=np.float64) - self.low) / span
+        return self.field.to_unit(positions_angstrom)
 
     def nearest_unused(self, positions_angstrom: np.ndarray) -> np.ndarray:
         """Indices of the nearest unused recorded positions, claimed in request order."""
-        targets = np.clip(np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2), self.low, self.high)
+        low, high = self.field.corners_angstrom
+        targets = np.clip(np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2), low, high)
         if len(targets) > self.remaining:
             raise ParameterError(f"asked for {len(targets)} positions but only {self.remaining} of the "
                                  f"recording's {len(self.recorded)} patterns are unused")

@@ -25,6 +25,7 @@ from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
 from ..policy.model import AdaptiveModel
 from ..policy.strategy import AdaptiveScan
 from ..scanning.baselines import halton_unit
+from ..scanning.field_of_view import FieldOfView
 from ..scanning.registry import StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decode import decode_frames, decode_positions
@@ -67,26 +68,28 @@ class Decision:
 
 @dataclass(frozen=True)
 class Geometry:
-    """A session's reconstruction geometry: detector sampling, object grid, field-of-view pixels."""
+    """A session's reconstruction geometry: detector sampling, object grid (the field of view
+    and a margin for landings outside it), the field of view and its pixels."""
 
     sampling: SamplingGeometry
     grid: ObjectGrid
+    field: FieldOfView
     region: tuple[slice, slice]
 
     @classmethod
     def of(cls, spec: AcquisitionSpec, max_object_px: int) -> Geometry:
         try:
             sampling = SamplingGeometry(spec.detector_px, spec.detector_sampling_inv_angstrom)
-            fov = np.asarray(spec.field_of_view_angstrom)
-            margin = POSITION_TOLERANCE * fov
-            grid = ObjectGrid.covering(np.stack([-margin, fov + margin]), sampling)
+            field = FieldOfView.from_origin(spec.field_of_view_angstrom)
+            margin = POSITION_TOLERANCE * np.asarray(field.extent_angstrom)
+            grid = ObjectGrid.covering(field.corners_angstrom + np.stack([-margin, margin]), sampling)
         except ScanServerError as exc:
             raise ServiceError(ErrorCode.unsupported_spec, str(exc)) from exc
         if max(grid.shape_px) > max_object_px:
             raise ServiceError(ErrorCode.unsupported_spec, f"the reconstruction grid would be {list(grid.shape_px)} px "
                                f"(field of view / pixel {sampling.pixel_size_angstrom:.3f} Å); the server's limit is "
                                f"{max_object_px} px a side (max_object_px)")
-        return cls(sampling, grid, grid.scan_region(np.stack([np.zeros(2), fov])))
+        return cls(sampling, grid, field, field.region(grid))
 
 
 class Session:
@@ -125,10 +128,10 @@ class Session:
         return len(self.positions)
 
     def unit(self, positions_angstrom: np.ndarray) -> np.ndarray:
-        return np.asarray(positions_angstrom) / np.asarray(self.spec.field_of_view_angstrom)
+        return self.geometry.field.to_unit(positions_angstrom)
 
     def angstrom(self, positions_unit: np.ndarray) -> np.ndarray:
-        return np.clip(np.asarray(positions_unit, dtype=np.float64), 0, 1) * np.asarray(self.spec.field_of_view_angstrom)
+        return self.geometry.field.to_angstrom(positions_unit)
 
     def status_model(self) -> SessionStatus:
         with self.lock:
@@ -220,8 +223,7 @@ class SessionManager:
         session_id = secrets.token_hex(8)
         record = SessionRecord(session_id=session_id, spec=spec, created_at=time.time(),
                                model=self.loaded.name if spec.strategy == "adaptive" else None,
-                               first_positions_angstrom=np.clip(first_unit[:first_count], 0, 1)
-                               * np.asarray(spec.field_of_view_angstrom))
+                               first_positions_angstrom=geometry.field.to_angstrom(first_unit[:first_count]))
         folder = SessionFolder(self.settings.data_dir / session_id)
         try:
             folder.create(record)
