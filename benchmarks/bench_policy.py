@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from scan_server.device import choose_device
-from scan_server.scanning.acquire import select_positions
 from scan_server.physics.simulate import preset, simulate_recording
-from scan_server.pipeline import EpisodeBatch, reconstruct_batch
 from scan_server.policy.model import AdaptiveModel, ModelSettings
+from scan_server.rollout import EpisodeBatch, reconstruct_batch
+from scan_server.scanning.acquire import select_positions
 from scan_server.training.data import TrainingData
 from scan_server.training.reinforce import make_step
 from scan_server.training.run import StageState

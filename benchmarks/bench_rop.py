@@ -23,11 +23,11 @@ from scipy import ndimage
 
 from scan_server.contracts import Acquisition, ObjectGrid
 from scan_server.device import choose_device
-from scan_server.scanning.acquire import select_positions
 from scan_server.evaluation.metrics import resample_to_grid, ssim_phase
 from scan_server.io.canonical import read_recording
 from scan_server.physics.reconstruct import RopSettings, prepare_batch, reconstruct, reconstruct_acquisition
 from scan_server.physics.simulate import preset, simulate_recording
+from scan_server.scanning.acquire import select_positions
 
 
 def ensure_recording(folder: Path, seed: int) -> Path:

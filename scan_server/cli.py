@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
 from .scanning.registry import BASELINE_STRATEGIES
-from .errors import ParameterError, ScanServerError
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
@@ -304,11 +304,15 @@ def _export(canonical: Path, target: Path, file_format: str) -> None:
 
 def run_reconstruct(args: argparse.Namespace) -> None:
     from .device import choose_device
-    from .scanning.acquire import select_positions
     from .evaluation.figures import Panel, save_phase
     from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
-    from .physics.reconstruct import GROUND_TRUTH_ITERATIONS, RopSettings, reconstruct_acquisition, \
-        reconstruction_geometry
+    from .physics.reconstruct import (
+        GROUND_TRUTH_ITERATIONS,
+        RopSettings,
+        reconstruct_acquisition,
+        reconstruction_geometry,
+    )
+    from .scanning.acquire import select_positions
 
     acquisition = open_from_args(args)
     if args.positions == "all":
@@ -380,9 +384,9 @@ def report_errors(action: Callable[[], None], errors: tuple[type[BaseException],
 
 def _dispatch(args: argparse.Namespace) -> None:
     if args.command == "inspect":
-        from .inspect import run_inspect
+        from .inspection import run_inspect
 
-        run_inspect(args)
+        run_inspect(args.recording, metadata_overrides(args), args.metadata)
     elif args.command == "simulate":
         run_simulate(args)
     elif args.command == "reconstruct":

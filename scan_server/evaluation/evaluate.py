@@ -34,8 +34,8 @@ from ..physics.reconstruct import (
     reconstruct_acquisition,
     reconstruct_subsets,
 )
-from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
+from ..rollout import EpisodeBatch, rollout
 from ..scanning.acquire import run_strategy
 from ..scanning.registry import BASELINE_STRATEGIES, REFERENCE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
 from ..scanning.virtual_microscope import VirtualMicroscope

@@ -15,9 +15,18 @@ from ..errors import RecordingError
 from .canonical import FORMAT_NAME, read_recording
 from .dectris import is_dectris, read_dectris
 from .emd import is_emd, read_emd
-from .metadata import (DESCRIPTION, OPTION, DetectorSampling, FoundMetadata, Quantities, complete, read_sidecar,
-                       sidecar_path)
+from .metadata import (
+    DESCRIPTION,
+    OPTION,
+    DetectorSampling,
+    FoundMetadata,
+    Quantities,
+    complete,
+    read_sidecar,
+    sidecar_path,
+)
 from .nion import is_nion_h5, read_ndata, read_nion_h5
+
 
 def find_metadata(path: Path) -> FoundMetadata | None:
     """What the file itself says; ``None`` for the canonical format (already complete)."""

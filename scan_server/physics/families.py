@@ -34,8 +34,13 @@ from matplotlib.path import Path as PolygonPath
 from scipy.spatial.transform import Rotation
 
 from ..errors import ParameterError
-from .specimen import (AMORPHOUS_CARBON_ATOMS_PER_ANGSTROM3, Specimen, SpecimenSettings, base_structure,
-                       generate_specimen)
+from .specimen import (
+    AMORPHOUS_CARBON_ATOMS_PER_ANGSTROM3,
+    Specimen,
+    SpecimenSettings,
+    base_structure,
+    generate_specimen,
+)
 
 SPECIMEN_FAMILIES = ("film", "holes", "edge", "island", "particles", "contamination")
 #: the option value that cycles through every family with the seed

@@ -18,9 +18,9 @@ from ..contracts import GroundTruth, ObjectGrid, ProbeOptics, RasterScan, Sampli
 from ..errors import ParameterError
 from ..io.canonical import RecordingWriter, frame_dtype
 from ..units import interaction_constant_rad_per_volt_angstrom
+from .families import SPECIMEN_FAMILIES, SpecimenFrame, generate_family_specimen
 from .forward import WindowPlan, detector_intensity, forward_patterns, poisson_counts
 from .potential import projected_potential_volt_angstrom
-from .families import SPECIMEN_FAMILIES, SpecimenFrame, generate_family_specimen
 from .probe import probe_real
 from .specimen import SpecimenSettings
 

@@ -3,7 +3,7 @@
 The first sub-sequence follows the scrambled Halton sequence; every later one is the
 policy's means given the reconstruction so far (``state.reconstruction`` over
 ``state.region``) and the last sub-sequence's positions, the GRU's hidden state carried
-from step to step. Its decisions equal the batched rollout's (``pipeline.rollout``)."""
+from step to step. Its decisions equal the batched rollout's (``rollout.rollout``)."""
 
 from __future__ import annotations
 

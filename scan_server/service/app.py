@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,7 +22,7 @@ from ..errors import ScanServerError
 from ..policy.checkpoint import load_model_folder
 from ..training.run import CARD_FILE
 from .errors import ErrorCode, ServiceError
-from .metrics import ServiceMetrics
+from .prometheus_metrics import ServiceMetrics
 from .routes import health, model, sessions, telemetry
 from .schemas import PROTOCOL_VERSION
 from .sessions import LoadedModel, SessionManager

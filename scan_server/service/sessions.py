@@ -30,7 +30,7 @@ from ..scanning.registry import StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
-from .metrics import ServiceMetrics
+from .prometheus_metrics import ServiceMetrics
 from .schemas import (
     AcquisitionSpec,
     BatchHeader,

@@ -19,7 +19,7 @@ import zmq
 from pydantic import ValidationError
 
 from .errors import ErrorCode, ServiceError
-from .metrics import ServiceMetrics
+from .prometheus_metrics import ServiceMetrics
 from .schemas import BatchHeader, ErrorReply
 from .sessions import SessionManager
 from .settings import ServiceSettings

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ..pipeline import EpisodeBatch, reconstruct_batch
 from ..policy.encoder import prepare_input
 from ..policy.model import AdaptiveModel
+from ..rollout import EpisodeBatch, reconstruct_batch
 from .data import TrainingData
 from .run import StageState
 from .settings import TrainSettings

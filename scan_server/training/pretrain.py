@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..pipeline import Acquired, EpisodeBatch, reconstruct_episodes
 from ..policy.model import AdaptiveModel
+from ..rollout import Acquired, EpisodeBatch, reconstruct_episodes
 from ..scanning.baselines import halton_unit
 from .data import TrainingData
 from .run import StageState

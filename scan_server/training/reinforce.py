@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from ..evaluation.metrics import resample_to_grid
-from ..pipeline import EpisodeBatch, rollout
 from ..policy.model import AdaptiveModel
+from ..rollout import EpisodeBatch, rollout
 from .data import TrainingData
 from .rewards import position_rewards
 from .run import StageState

@@ -3,9 +3,9 @@ import torch
 
 from scan_server.cli import main
 from scan_server.io.open import open_recording
-from scan_server.pipeline import EpisodeBatch, reconstruct_batch, rollout
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.policy.strategy import AdaptiveScan
+from scan_server.rollout import EpisodeBatch, reconstruct_batch, rollout
 from scan_server.scanning.state import ScanState
 
 

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from scan_server.cli import main
-from scan_server.pipeline import EpisodeBatch
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.policy.recurrent import POLICY_PRESETS, ScanPolicy
+from scan_server.rollout import EpisodeBatch
 from scan_server.training.data import TrainingData
 from scan_server.training.pretrain import halton_episode
 from scan_server.training.reinforce import reinforce_loss

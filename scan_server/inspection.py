@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from .contracts import Acquisition
-from .io.metadata import DESCRIPTION, HOW_TO_SUPPLY, FoundMetadata, MissingMetadataError, Quantities, \
-    complete, missing_quantities, sidecar_path
+from .io.metadata import (
+    DESCRIPTION,
+    HOW_TO_SUPPLY,
+    FoundMetadata,
+    MissingMetadataError,
+    Quantities,
+    complete,
+    missing_quantities,
+    sidecar_path,
+)
 from .io.open import find_metadata, load_overrides, shown
 from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
 
@@ -18,11 +25,11 @@ def _row(name: str, value: object) -> None:
     print(f"  {name:<28}{value}")
 
 
-def run_inspect(args: argparse.Namespace) -> None:
-    from .cli import metadata_overrides
+def run_inspect(path: Path, overrides: Quantities, metadata_file: Path | None = None) -> None:
+    """Print what ``path`` holds with units and what is missing; a ``MissingMetadataError``
+    after the listing when it cannot be used yet. ``overrides``: the command line's values."""
     from .io.canonical import read_recording
 
-    path: Path = args.recording
     found = find_metadata(path)
     size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name.replace("_master.h5", "_*.h5"))) / 1e6 \
         if path.name.endswith("_master.h5") else path.stat().st_size / 1e6
@@ -30,7 +37,7 @@ def run_inspect(args: argparse.Namespace) -> None:
     if found is None:
         _describe_complete(read_recording(path), "canonical (scan-server-recording v1)")
         return
-    given = load_overrides(path, metadata_overrides(args), args.metadata)
+    given = load_overrides(path, overrides, metadata_file)
     for note in found.notes:
         print(f"  note: {note}")
     missing = missing_quantities(found, given)
