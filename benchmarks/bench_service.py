@@ -30,7 +30,7 @@ from scan_client.replay import RecordedMicroscope, spec_for
 from scan_server.io.canonical import read_recording
 from scan_server.physics.simulate import preset, simulate_recording
 from scan_server.policy.model import AdaptiveModel, ModelSettings
-from scan_server.training.run import save_model
+from scan_server.policy.model_folder import ModelFolder
 
 TARGET_P95_MS = {"cpu": 150.0, "paper": 15.0}
 
@@ -42,7 +42,7 @@ def model_folder(models: Path, preset_name: str, work: Path) -> tuple[Path, str]
     torch.manual_seed(0)
     model = AdaptiveModel(ModelSettings.from_preset(preset_name))
     folder = work / "models" / f"random-{preset_name}"
-    save_model(folder, model, {"name": folder.name, "settings": model.settings.as_dict()})
+    ModelFolder(folder).save(model, {"name": folder.name, "settings": model.settings.as_dict()})
     return folder, f"randomly initialised {preset_name} model (no {shipped} installed)"
 
 

@@ -20,7 +20,7 @@ from scan_server.contracts import (
 from scan_server.io.canonical import read_recording
 from scan_server.physics.simulate import preset, simulate_recording
 from scan_server.policy.model import AdaptiveModel, ModelSettings
-from scan_server.training.run import save_model
+from scan_server.policy.model_folder import ModelFolder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -77,7 +77,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     model = AdaptiveModel(ModelSettings.from_preset("tiny"))
-    save_model(folder / "tiny", model, {"name": "tiny", "settings": model.settings.as_dict()})
+    ModelFolder(folder / "tiny").save(model, {"name": "tiny", "settings": model.settings.as_dict()})
     return folder
 
 

@@ -5,7 +5,6 @@ against the card when the card records it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,22 +13,13 @@ import torch
 
 from ..errors import ParameterError
 from ..scanning.registry import STRATEGIES
-from ..training.run import CARD_FILE, MODEL_FILE, load_model
 from .model import AdaptiveModel
-
-
-def weights_sha256(folder: Path) -> str:
-    return hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
+from .model_folder import CARD_FILE, MODEL_FILE, ModelFolder
 
 
 def load_model_folder(folder: Path, device: torch.device | None = None) -> AdaptiveModel:
-    if not (folder / MODEL_FILE).is_file() or not (folder / CARD_FILE).is_file():
-        raise ParameterError(f"{folder}: not a model folder (needs {MODEL_FILE} and {CARD_FILE})")
-    card = json.loads((folder / CARD_FILE).read_text())
-    expected = card.get("weights_sha256")
-    if expected and expected != weights_sha256(folder):
-        raise ParameterError(f"{folder}: the weights do not match the sha256 in the model card")
-    model, _ = load_model(folder, device)
+    """An installed model in eval mode (its weights' sha256 checked against the card)."""
+    model, _ = ModelFolder(folder).load(device)
     return model.eval()
 
 
@@ -53,15 +43,16 @@ def export_model(run: Path, models: Path, name: str, evaluation: Path | None = N
     never overwritten unless ``replace_existing``."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ParameterError(f"model name {name!r}: use letters, digits, '-', '_' and '.'")
-    if not (run / MODEL_FILE).is_file():
+    source = ModelFolder(run)
+    if not source.exists():
         raise ParameterError(f"{run}: no trained model (run `scan-server train` first)")
     target = models / name
     if target.exists() and not replace_existing:
         raise ParameterError(f"{target} exists: choose another --name, or --replace to overwrite it")
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / MODEL_FILE, target / MODEL_FILE)
-    card = json.loads((run / CARD_FILE).read_text())
-    card.update({"name": name, "weights_sha256": weights_sha256(target)})
+    card = dict(source.read_card().document)
+    card.update({"name": name, "weights_sha256": ModelFolder(target).weights_sha256()})
     if evaluation is not None:
         if not evaluation.is_file():
             raise ParameterError(f"{evaluation}: no such evaluation report")

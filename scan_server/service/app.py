@@ -6,7 +6,6 @@ Nothing is built at import: the lifespan loads the model, opens the session inde
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..device import choose_device
 from ..errors import ScanServerError
-from ..policy.checkpoint import load_model_folder
-from ..training.run import CARD_FILE
+from ..policy.model_folder import ModelFolder
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .routes import health, model, sessions, telemetry
@@ -39,11 +37,10 @@ def load_served_model(settings: ServiceSettings, device) -> LoadedModel:
     if not folder.is_dir():
         return LoadedModel(None, None, None, f"model folder {folder} not found")
     try:
-        loaded = load_model_folder(folder, device)
-        card = json.loads((folder / CARD_FILE).read_text())
+        model, card = ModelFolder(folder).load(device)
     except (ScanServerError, OSError, ValueError, KeyError) as exc:
         return LoadedModel(None, None, None, f"model {folder} could not be loaded: {exc}")
-    return LoadedModel(loaded, card.get("name", folder.name), card, None)
+    return LoadedModel(model.eval(), card.name or folder.name, card, None)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -23,6 +23,7 @@ from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
 from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
 from ..policy.model import AdaptiveModel
+from ..policy.model_folder import ModelCard
 from ..policy.strategy import AdaptiveScan
 from ..scanning.baselines import halton_unit
 from ..scanning.field_of_view import FieldOfView
@@ -53,7 +54,7 @@ class LoadedModel:
 
     model: AdaptiveModel | None
     name: str | None
-    card: dict | None
+    card: ModelCard | None
     error: str | None
 
 
@@ -195,9 +196,9 @@ class SessionManager:
         return build_strategy(spec.strategy, StrategyContext(spec.total_positions, spec.seed)), spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
-        if spec.strategy != "adaptive" or not self.loaded.card:
+        if spec.strategy != "adaptive" or self.loaded.card is None or self.loaded.card.training_geometry is None:
             return []
-        trained = (self.loaded.card.get("data") or {}).get("geometry") or {}
+        trained = self.loaded.card.training_geometry.as_dict()
         notes = []
         for key in ("detector_px", "detector_sampling_inv_angstrom", "energy_ev", "semiangle_mrad",
                     "field_of_view_angstrom"):

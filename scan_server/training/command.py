@@ -13,10 +13,11 @@ import torch
 from .. import __version__
 from ..errors import ParameterError
 from ..policy.model import AdaptiveModel, ModelSettings
+from ..policy.model_folder import CARD_FILE, ModelFolder
 from ..policy.recurrent import ScanPolicy
 from . import cae, pretrain, reinforce
 from .data import TrainingData
-from .run import CARD_FILE, MODEL_FILE, Distributed, checkpoint_paths, load_model, run_stage
+from .run import Distributed, checkpoint_paths, run_stage
 from .settings import STAGE_DEFAULTS, TrainSettings
 
 STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce}
@@ -51,8 +52,10 @@ def _model_for(run: Path, stage: str, settings: TrainSettings, device: torch.dev
     """The run's latest model, or a new one of the preset. ``subsequence`` (positions per
     step) replaces the preset's; on a trained run only the pretraining stage may change it
     (it then starts a new policy on the trained autoencoder, e.g. one per Table I row)."""
-    if (run / MODEL_FILE).is_file():
-        model, card = load_model(run, device)
+    folder = ModelFolder(run)
+    if folder.exists():
+        model, parsed = folder.load(device, verify=False)  # a run's card records no sha256 to check
+        card = dict(parsed.document)
         if model.settings.preset != settings.preset:
             raise ParameterError(f"{run} holds a {model.settings.preset!r} model, not {settings.preset!r}")
         if subsequence is None or subsequence == model.settings.policy.subsequence:

@@ -27,10 +27,8 @@ from safetensors.torch import load_file, save_file
 from torch import distributed as dist
 from tqdm import tqdm
 
-from ..policy.model import AdaptiveModel, ModelSettings
-
-MODEL_FILE = "model.safetensors"
-CARD_FILE = "model_card.json"
+from ..policy.model import AdaptiveModel
+from ..policy.model_folder import MODEL_FILE, ModelFolder
 
 
 @dataclass
@@ -113,21 +111,6 @@ def git_commit() -> str | None:
         return result.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def save_model(folder: Path, model: AdaptiveModel, card: dict) -> None:
-    """Weights (safetensors) and the model card (JSON) of the latest stage."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(folder / MODEL_FILE))
-    (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-
-
-def load_model(folder: Path, device: torch.device | None = None) -> tuple[AdaptiveModel, dict]:
-    """A model saved by ``save_model``: safetensors only, nothing executed on load."""
-    card = json.loads((folder / CARD_FILE).read_text())
-    model = AdaptiveModel(ModelSettings.from_dict(card["settings"]))
-    model.load_state_dict(load_file(str(folder / MODEL_FILE)))
-    return model.to(device or torch.device("cpu")), card
 
 
 def checkpoint_paths(run: Path, stage: str) -> tuple[Path, Path]:
@@ -265,5 +248,5 @@ def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.opti
     if distributed.main:
         card = {**card, "stage": stage, "git_commit": git_commit(),
                 f"{stage}_seconds": state.seconds, f"{stage}_iterations": iterations}
-        save_model(run, model, card)
+        ModelFolder(run).save(model, card)
     return state

@@ -8,7 +8,7 @@ from scan_server.cli import main
 from scan_server.errors import ParameterError
 from scan_server.policy.checkpoint import export_model, load_model_folder
 from scan_server.policy.model import AdaptiveModel, ModelSettings
-from scan_server.training.run import save_model
+from scan_server.policy.model_folder import ModelFolder
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def tiny_model(tmp_path_factory):
     torch.manual_seed(0)
     model = AdaptiveModel(ModelSettings.from_preset("tiny"))
     run = tmp_path_factory.mktemp("run")
-    save_model(run, model, {"settings": model.settings.as_dict()})
+    ModelFolder(run).save(model, {"settings": model.settings.as_dict()})
     return export_model(run, tmp_path_factory.mktemp("models"), "tiny-test")
 
 
@@ -86,8 +86,8 @@ def test_dose_quality_curves_score_prefixes_of_one_scan(tiny_model, recordings, 
     name = report["recordings"][0]
     halton = np.loadtxt(out / "positions" / name / "halton.csv", delimiter=",", skiprows=1)
     assert halton.shape == (40, 2)
-    from scan_server.scanning.acquire import select_positions
     from scan_server.io.canonical import read_recording
+    from scan_server.scanning.acquire import select_positions
 
     acquisition = read_recording(recordings[0])
     expected = acquisition.positions_angstrom[select_positions("halton", 40, acquisition.positions_angstrom, 0)]

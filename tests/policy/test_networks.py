@@ -47,3 +47,30 @@ def test_policy_shapes_range_and_log_prob():
     normal = torch.distributions.Normal(means, settings.sigma)
     actions = means + 0.01
     torch.testing.assert_close(policy.log_prob(actions, means), normal.log_prob(actions).sum(dim=-1))
+
+
+def test_a_model_folder_round_trips_and_its_card_is_parsed_once(tmp_path):
+    """ModelFolder: save → load gives the same weights and a typed card; a tampered card or a
+    folder that is not one are clear errors."""
+    import json
+
+    from scan_server.errors import ParameterError
+    from scan_server.policy.model import AdaptiveModel, ModelSettings
+    from scan_server.policy.model_folder import ModelFolder
+
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    geometry = {"detector_px": 64, "detector_sampling_inv_angstrom": 0.04759, "energy_ev": 6e4,
+                "semiangle_mrad": 33.0, "field_of_view_angstrom": [19.8, 19.8]}
+    folder = ModelFolder(tmp_path / "m")
+    folder.save(model, {"name": "m", "settings": model.settings.as_dict(), "data": {"geometry": geometry}})
+    loaded, card = folder.load()
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert card.name == "m" and card.settings == model.settings
+    assert card.training_geometry.field_of_view_angstrom == (19.8, 19.8) and card.weights_sha256 is None
+    folder.card_path.write_text(json.dumps({"name": "m"}))
+    with pytest.raises(ParameterError, match="not a valid model card"):
+        folder.load()
+    with pytest.raises(ParameterError, match="not a model folder"):
+        ModelFolder(tmp_path / "nothing").load()

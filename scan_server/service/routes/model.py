@@ -15,4 +15,4 @@ def model_card(request: Request) -> dict[str, Any]:
     loaded = request.app.state.loaded
     if loaded.card is None:
         raise ServiceError(ErrorCode.model_unavailable, loaded.error or "no model loaded")
-    return loaded.card
+    return dict(loaded.card.document)
