@@ -24,6 +24,15 @@ class AdaptiveScan:
         self.seed = model.settings.policy.halton_seed if seed is None else seed
         self.hidden: torch.Tensor | None = None
 
+    def policy_state(self) -> np.ndarray | None:
+        """The GRU's hidden state after the last decision (to persist), or ``None`` before one."""
+        return None if self.hidden is None else self.hidden.cpu().numpy()
+
+    def restore_policy_state(self, hidden: np.ndarray | None) -> None:
+        """Continue from a persisted hidden state (a resumed session)."""
+        device = next(self.model.parameters()).device
+        self.hidden = None if hidden is None else torch.as_tensor(hidden, device=device)
+
     def next_positions(self, state: ScanState, count: int) -> np.ndarray:
         n = self.model.settings.policy.subsequence
         if count != n:

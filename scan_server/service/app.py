@@ -23,7 +23,8 @@ from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .routes import health, model, sessions, telemetry
 from .schemas import PROTOCOL_VERSION
-from .sessions import LoadedModel, SessionManager
+from .session import LoadedModel
+from .sessions import SessionManager
 from .settings import ServiceSettings
 from .zmq_server import ZmqServer
 

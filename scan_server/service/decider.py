@@ -1,0 +1,94 @@
+"""Deciding a session's next positions within the deadline: reconstruct (for strategies
+that look), ask the strategy, and when the decision is late answer with the Halton
+continuation (a fallback) while the decision finishes in the background."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import numpy as np
+import torch
+
+from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
+from ..policy.strategy import AdaptiveScan
+from ..scanning.baselines import halton_unit
+from ..scanning.state import ScanState
+from .prometheus_metrics import ServiceMetrics
+from .schemas import Timings
+from .session import Decision, Session
+from .settings import ServiceSettings
+from .store import optics_of
+
+
+class Decider:
+    """Decisions of every session, on a pool of ``compute_workers`` threads."""
+
+    def __init__(self, settings: ServiceSettings, device: torch.device, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.device = device
+        self.metrics = metrics
+        self.compute = ThreadPoolExecutor(settings.compute_workers, thread_name_prefix="decide")
+
+    def close(self) -> None:
+        self.compute.shutdown(wait=True)
+
+    def answer(self, session: Session, seq: int, timings: Timings, started: float
+               ) -> tuple[np.ndarray, bool, Timings]:
+        """The next positions (n, 2) Å of a session whose batch ``seq`` was stored (none when its
+        budget is spent), whether they are the Halton fallback of a late decision, and the
+        timings with the decision's. ``started``: when the batch arrived (the deadline runs from it)."""
+        remaining = session.spec.total_positions - session.acquired
+        fallback = False
+        if remaining <= 0:
+            positions = np.empty((0, 2))
+        else:
+            count = min(session.spec.subsequence, remaining)
+            future = self.compute.submit(self._decide, session, seq, count)
+            deadline_s = self.settings.decision_deadline_ms / 1e3
+            try:
+                decision = future.result(timeout=max(deadline_s - (time.perf_counter() - started), 0.0)
+                                         if deadline_s > 0 else None)
+                positions = decision.positions_angstrom
+                timings = timings.model_copy(update={"reconstruct_ms": decision.reconstruct_ms,
+                                                     "decide_ms": decision.decide_ms})
+            except FutureTimeout:   # the decision finishes in the background; the next batch waits for it
+                session.pending = future
+                positions = session.angstrom(halton_unit(count, session.halton_seed, skip=session.acquired))
+                fallback = True
+                self.metrics.fallbacks.inc()
+        timings = timings.model_copy(update={"total_ms": 1e3 * (time.perf_counter() - started)})
+        self.metrics.step_seconds.observe(timings.total_ms / 1e3)
+        return positions, fallback, timings
+
+    def reconstruct(self, session: Session) -> np.ndarray:
+        """The session's reconstruction (H, W) complex of everything acquired (cached per step)."""
+        with session.lock:
+            frames, positions, count = list(session.frames), list(session.positions), session.acquired
+            cached = session.cached_reconstruction()
+        if cached is not None:
+            return cached
+        g = session.geometry
+        data = prepare_batch([np.concatenate(frames)], [np.concatenate(positions)], [optics_of(session.spec)],
+                             g.grid, g.sampling, self.device)
+        potential = reconstruct(data, RopSettings(iterations=self.settings.rop_iterations))[0].cpu().numpy()
+        session.keep_reconstruction(count, potential)
+        return potential
+
+    def _decide(self, session: Session, seq: int, count: int) -> Decision:
+        """Reconstruct (adaptive only: the baselines do not look) and ask the strategy."""
+        t0 = time.perf_counter()
+        adaptive = isinstance(session.strategy, AdaptiveScan)
+        potential = self.reconstruct(session) if adaptive else None
+        t1 = time.perf_counter()
+        acquired = session.unit(np.concatenate(session.positions))
+        state = ScanState(acquired, potential, len(session.positions), session.geometry.region)
+        unit = session.strategy.next_positions(state, session.spec.subsequence if adaptive else count)[:count]
+        t2 = time.perf_counter()
+        self.metrics.observe("reconstruct", t1 - t0)
+        self.metrics.observe("decide", t2 - t1)
+        policy_state = session.strategy.policy_state() if adaptive else None
+        if policy_state is not None:
+            session.folder.save_policy_state(seq, policy_state)
+        return Decision(session.angstrom(unit), 1e3 * (t1 - t0), 1e3 * (t2 - t1))

@@ -1,0 +1,134 @@
+"""One scan session's state: what was acquired, what was asked for, the replies, the
+strategy, its reconstruction geometry and its cached reconstruction.
+
+The data plane hands a session at most one batch at a time (``zmq_server`` answers
+``busy`` otherwise), so a session never races itself; its lock only guards against the
+HTTP routes reading while a step writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..contracts import ObjectGrid, SamplingGeometry
+from ..errors import ScanServerError
+from ..policy.model import AdaptiveModel
+from ..policy.model_folder import ModelCard
+from ..scanning.field_of_view import FieldOfView
+from ..scanning.state import ScanStrategy
+from .errors import ErrorCode, ServiceError
+from .schemas import AcquisitionSpec, PositionsReply, SessionStatus, Timings
+from .store import SessionFolder, SessionRecord
+
+#: Reported positions may land this fraction of the field of view outside it (scan coils).
+POSITION_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model the server serves (or why there is none)."""
+
+    model: AdaptiveModel | None
+    name: str | None
+    card: ModelCard | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The next positions (n, 2) Å and what the decision took (ms)."""
+
+    positions_angstrom: np.ndarray
+    reconstruct_ms: float
+    decide_ms: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A session's reconstruction geometry: detector sampling, object grid (the field of view
+    and a margin for landings outside it), the field of view and its pixels."""
+
+    sampling: SamplingGeometry
+    grid: ObjectGrid
+    field: FieldOfView
+    region: tuple[slice, slice]
+
+    @classmethod
+    def of(cls, spec: AcquisitionSpec, max_object_px: int) -> Geometry:
+        try:
+            sampling = SamplingGeometry(spec.detector_px, spec.detector_sampling_inv_angstrom)
+            field = FieldOfView.from_origin(spec.field_of_view_angstrom)
+            margin = POSITION_TOLERANCE * np.asarray(field.extent_angstrom)
+            grid = ObjectGrid.covering(field.corners_angstrom + np.stack([-margin, margin]), sampling)
+        except ScanServerError as exc:
+            raise ServiceError(ErrorCode.unsupported_spec, str(exc)) from exc
+        if max(grid.shape_px) > max_object_px:
+            raise ServiceError(ErrorCode.unsupported_spec, f"the reconstruction grid would be {list(grid.shape_px)} px "
+                               f"(field of view / pixel {sampling.pixel_size_angstrom:.3f} Å); the server's limit is "
+                               f"{max_object_px} px a side (max_object_px)")
+        return cls(sampling, grid, field, field.region(grid))
+
+
+class Session:
+    """One scan: what was acquired, what was asked for, the replies, the strategy's state."""
+
+    def __init__(self, record: SessionRecord, folder: SessionFolder, strategy: ScanStrategy, geometry: Geometry,
+                 halton_seed: int) -> None:
+        self.record = record
+        self.spec = record.spec
+        self.folder = folder
+        self.strategy = strategy
+        self.geometry = geometry
+        self.halton_seed = halton_seed
+        self.frames: list[np.ndarray] = []
+        self.positions: list[np.ndarray] = []
+        self.planned = record.first_positions_angstrom
+        self.replies: dict[int, PositionsReply] = {}
+        self.status = "open"
+        self.fallbacks = 0
+        self.last_timings: Timings | None = None
+        self.updated_at = record.created_at
+        self.pending: Future | None = None
+        self.lock = threading.RLock()
+        self._reconstruction: tuple[int, np.ndarray] | None = None
+
+    def cached_reconstruction(self) -> np.ndarray | None:
+        """The reconstruction of everything acquired so far, if one was made since."""
+        cached = self._reconstruction
+        return cached[1] if cached is not None and cached[0] == self.acquired else None
+
+    def keep_reconstruction(self, acquired: int, potential: np.ndarray) -> None:
+        """Remember the reconstruction (H, W) of the first ``acquired`` positions."""
+        self._reconstruction = (acquired, potential)
+
+    @property
+    def id(self) -> str:
+        return self.record.session_id
+
+    @property
+    def acquired(self) -> int:
+        return sum(len(p) for p in self.positions)
+
+    @property
+    def next_seq(self) -> int:
+        return len(self.positions)
+
+    def unit(self, positions_angstrom: np.ndarray) -> np.ndarray:
+        return self.geometry.field.to_unit(positions_angstrom)
+
+    def angstrom(self, positions_unit: np.ndarray) -> np.ndarray:
+        return self.geometry.field.to_angstrom(positions_unit)
+
+    def status_model(self) -> SessionStatus:
+        with self.lock:
+            return SessionStatus(
+                session_id=self.id, status=self.status, strategy=self.spec.strategy, spec=self.spec,
+                step=len(self.positions), positions_acquired=self.acquired,
+                positions_planned=self.spec.total_positions, next_seq=self.next_seq, fallbacks=self.fallbacks,
+                last_timings=self.last_timings, model=self.record.model,
+                recording=str(self.folder.recording_path), created_at=self.record.created_at,
+                updated_at=self.updated_at)
