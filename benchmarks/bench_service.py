@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from scan_client import ScanClient, run_scan
-from scan_client.local_server import LocalServer
-from scan_client.replay import RecordedMicroscope, spec_for
+from scan_server.emulation.local_server import LocalServer
+from scan_server.emulation.recorded import RecordedMicroscope, spec_for
 
 from scan_server.io.canonical import read_recording
 from scan_server.physics.simulate import preset, simulate_recording

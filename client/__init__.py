@@ -2,8 +2,9 @@
 
 ``ScanClient`` talks to a running ``scan-server serve``; ``run_scan`` drives a
 ``Microscope`` (anything with ``acquire(positions) -> (frames, actual_positions)``) through
-a session; ``scan-client replay`` replays recordings through a server as if it were the
-detector. Protocol: docs/protocol.md.
+a session; ``protocol`` is the wire protocol the server imports. Needs only numpy, httpx
+and pyzmq (``pip install ./client``); replaying recordings (``scan-client replay``) needs
+the physics and comes with the server (``scan_server.emulation``). Protocol: docs/protocol.md.
 """
 
 from .client import ScanClient, Session

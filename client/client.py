@@ -12,6 +12,7 @@ import numpy as np
 import zmq
 
 from .errors import Busy, ScanClientError, ServerUnavailable, error_for
+from .protocol import batch_header
 
 
 class ScanClient:
@@ -108,9 +109,8 @@ class Session:
         frames = np.asarray(frames)
         if frames.dtype.byteorder == ">":
             frames = frames.astype(frames.dtype.newbyteorder("<"))
-        header = {"type": "batch", "session_id": self.id, "seq": self.seq, "token": self.client.token,
-                  "positions_angstrom": np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2).tolist(),
-                  "dtype": frames.dtype.name, "shape": list(frames.shape), "encoding": encoding}
+        header = batch_header(self.id, self.seq, self.client.token, positions_angstrom, frames.dtype.name,
+                              frames.shape, encoding)
         data = parts if parts is not None else [np.ascontiguousarray(frames).tobytes()]
         message = [json.dumps(header).encode(), *data]
         reply = self._exchange(message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .protocol import BATCH_ERRORS, ErrorCode
+
 
 class ScanClientError(Exception):
     """An error reply from the server (``code``, ``message``) or a client-side failure."""
@@ -61,14 +63,14 @@ class ServerUnavailable(ScanClientError):
 
 
 _BY_CODE: dict[str, type[ScanClientError]] = {
-    "unauthorized": Unauthorized, "unknown_session": UnknownSession, "session_finished": SessionFinished,
-    "out_of_order": OutOfOrder, "busy": Busy, "unsupported_spec": BadSpec, "bad_request": BadSpec,
-    "model_unavailable": ModelUnavailable, "too_many_sessions": TooManySessions,
-    **{code: BadBatch for code in ("count_mismatch", "wrong_count", "bad_shape", "bad_dtype", "bad_encoding",
-                                   "non_finite", "invalid_positions", "message_too_large")},
+    ErrorCode.unauthorized: Unauthorized, ErrorCode.unknown_session: UnknownSession,
+    ErrorCode.session_finished: SessionFinished, ErrorCode.out_of_order: OutOfOrder, ErrorCode.busy: Busy,
+    ErrorCode.unsupported_spec: BadSpec, ErrorCode.bad_request: BadSpec, ErrorCode.model_unavailable: ModelUnavailable,
+    ErrorCode.too_many_sessions: TooManySessions, **{code: BadBatch for code in BATCH_ERRORS},
 }
 
 
 def error_for(code: str, message: str) -> ScanClientError:
     """The typed exception for a server error code (``ScanClientError`` for others)."""
-    return _BY_CODE.get(code, ScanClientError)(message, code)
+    known = code in ErrorCode._value2member_map_
+    return _BY_CODE.get(ErrorCode(code) if known else None, ScanClientError)(message, code)

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import zmq
-from scan_client.local_server import LocalServer
-from scan_client.replay import spec_for as replay_spec
+from scan_server.emulation.local_server import LocalServer
+from scan_server.emulation.recorded import spec_for as replay_spec
 
 from scan_server.contracts import Acquisition
 

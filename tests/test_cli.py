@@ -134,7 +134,7 @@ def test_contradicting_the_file_is_an_error(tmp_path, capsys):
 def test_evaluate_replay_and_demo_share_their_defaults_and_show_them():
     """The scored reconstructions of `evaluate`, `scan-client replay` and the demo use one default,
     converged like the full-data reference, and `--help` prints it."""
-    from scan_client.cli import build_parser as client_parser
+    from scan_server.emulation.cli import build_parser as client_parser
 
     from scan_server.cli import build_parser
     from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
@@ -146,6 +146,6 @@ def test_evaluate_replay_and_demo_share_their_defaults_and_show_them():
     demo = client_parser().parse_args(["demo"])
     assert evaluate.final_iterations == replay.final_iterations == demo.final_iterations == DEFAULT_FINAL_ITERATIONS
     assert evaluate.positions == [replay.positions] == [demo.positions] == [250]
-    for command in (["scan_server.cli", "evaluate"], ["scan_client.cli", "replay"], ["scan_client.cli", "demo"]):
+    for command in (["scan_server.cli", "evaluate"], ["scan_server.emulation.cli", "replay"], ["scan_server.emulation.cli", "demo"]):
         shown = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True, text=True).stdout
         assert f"(default: {DEFAULT_FINAL_ITERATIONS})" in " ".join(shown.split())

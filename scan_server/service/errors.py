@@ -1,32 +1,8 @@
-"""Error codes of the protocol (stable: clients switch on them) and their HTTP status."""
+"""The protocol's error codes (defined once, in ``scan_client.protocol``) and their HTTP status."""
 
 from __future__ import annotations
 
-from enum import Enum
-
-
-class ErrorCode(str, Enum):
-    bad_request = "bad_request"                  # malformed header or body (JSON, schema)
-    unauthorized = "unauthorized"                # missing or wrong token
-    unknown_session = "unknown_session"
-    session_finished = "session_finished"        # the budget is spent or the session was closed
-    out_of_order = "out_of_order"                # seq is not the next one (nor a repeat)
-    busy = "busy"                                # another batch of this session is being processed
-    count_mismatch = "count_mismatch"            # frames ≠ positions in one message
-    wrong_count = "wrong_count"                  # not the number of positions the last reply asked for
-    bad_shape = "bad_shape"                      # frame shape ≠ the session's detector
-    bad_dtype = "bad_dtype"
-    bad_encoding = "bad_encoding"                # undecodable or inconsistent frame buffer
-    non_finite = "non_finite"                    # NaN, inf or negative counts
-    invalid_positions = "invalid_positions"      # outside the field of view (+ tolerance) or not finite
-    message_too_large = "message_too_large"
-    unsupported_spec = "unsupported_spec"        # a session the server cannot serve as asked
-    model_unavailable = "model_unavailable"      # adaptive asked for but no model is loaded
-    too_many_sessions = "too_many_sessions"
-    storage_failed = "storage_failed"            # the batch could not be persisted; state unchanged
-    not_found = "not_found"                      # no such route
-    method_not_allowed = "method_not_allowed"
-    internal_error = "internal_error"
+from scan_client.protocol import ErrorCode
 
 
 HTTP_STATUS = {

@@ -8,13 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scan_client.protocol import ENCODINGS, FRAME_DTYPES, PROTOCOL_VERSION
+
 from ..scanning.registry import SERVED_STRATEGIES
 
-PROTOCOL_VERSION = "1.0"
 #: the strategies a session may ask for: the registry's served ones
 Strategy = Literal[SERVED_STRATEGIES]  # type: ignore[valid-type]
-#: dtypes a batch may carry (little-endian; counts or expected intensities)
-FRAME_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
 Position = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
@@ -124,7 +123,7 @@ class BatchHeader(_Strict):
     positions_angstrom: list[Position] = Field(max_length=100000)
     dtype: str = Field(max_length=16, description=f"one of {', '.join(FRAME_DTYPES)}")
     shape: tuple[int, int, int]
-    encoding: Literal["raw", "bslz4"] = "raw"
+    encoding: Literal[ENCODINGS] = "raw"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchHeader:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from scan_server.contracts import Acquisition
-from scan_server.service.decode import encode_bslz4
+from ..contracts import Acquisition
+from ..service.decode import encode_bslz4
 
 TYPED_ARRAY_TAG = {"uint8": 64, "uint16": 69, "uint32": 70}
 V1_ENCODING = {"uint8": "bs8-lz4<", "uint16": "bs16-lz4<", "uint32": "bs32-lz4<"}

@@ -19,7 +19,7 @@ def test_replay_with_every_strategy_writes_the_evaluation_report(server, tmp_pat
     master = tmp_path / "small_master.h5"
     write_dectris(master, read_recording(canonical))
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "scan_client.cli", "replay", str(master), "--server", server.url,
+    done = subprocess.run([sys.executable, "-m", "scan_server.emulation.cli", "replay", str(master), "--server", server.url,
                            "--token", TOKEN, "--positions", "30", "--final-iterations", "5", "--device", "cpu",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -41,7 +41,7 @@ def test_replay_with_every_strategy_writes_the_evaluation_report(server, tmp_pat
 
 def test_replay_without_a_server_is_one_clear_error(tmp_path):
     canonical = simulate_recording(preset("small", scan_shape=(8, 8)), 12, tmp_path / "tiny.h5", progress=False)
-    done = subprocess.run([sys.executable, "-m", "scan_client.cli", "replay", str(canonical), "--server",
+    done = subprocess.run([sys.executable, "-m", "scan_server.emulation.cli", "replay", str(canonical), "--server",
                            "http://127.0.0.1:9", "--out", str(tmp_path / "o"), "--timeout", "2"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: unavailable")

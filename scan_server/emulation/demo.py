@@ -14,15 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
+from scan_client.client import ScanClient
 
-from scan_server.device import choose_device
-from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
-from scan_server.io.canonical import read_recording
-from scan_server.physics.simulate import preset, simulate_recording
-
-from .client import ScanClient
+from ..device import choose_device
+from ..evaluation import DEFAULT_FINAL_ITERATIONS
+from ..io.canonical import read_recording
+from ..physics.simulate import preset, simulate_recording
 from .local_server import LocalServer
-from .replay import STRATEGIES, replay
+from .recorded import STRATEGIES, replay
 
 DEMO_SEEDS = (20261124, 20261125)
 

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scan_server.cli import add_metadata_options, metadata_overrides, report_errors
-from scan_server.errors import ParameterError, ScanServerError
-from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
+from scan_client.errors import ScanClientError
 
-from .errors import ScanClientError
-from .replay import STRATEGIES
+from ..cli import add_metadata_options, metadata_overrides, report_errors
+from ..errors import ParameterError, ScanServerError
+from ..evaluation import DEFAULT_FINAL_ITERATIONS
+from .recorded import STRATEGIES
 
 
 def _replay_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,11 +73,11 @@ def _names(paths: list[Path]) -> list[str]:
 
 
 def run_replay(args: argparse.Namespace) -> None:
-    from scan_server.device import choose_device
-    from scan_server.io.open import open_recording
+    from scan_client.client import ScanClient
 
-    from .client import ScanClient
-    from .replay import replay
+    from ..device import choose_device
+    from ..io.open import open_recording
+    from .recorded import replay
 
     if args.positions < 1 or args.final_iterations < 1:
         raise ParameterError("--positions and --final-iterations must be positive")
@@ -98,8 +98,7 @@ def run_replay(args: argparse.Namespace) -> None:
 def run_stream(args: argparse.Namespace) -> None:
     import zmq
 
-    from scan_server.io.open import open_recording
-
+    from ..io.open import open_recording
     from .stream import v1_messages, v2_messages
 
     if args.count is not None and args.count < 1:

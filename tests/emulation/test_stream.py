@@ -7,8 +7,8 @@ import json
 
 import cbor2
 import numpy as np
-from scan_client.stream import v1_messages, v2_messages
 
+from scan_server.emulation.stream import v1_messages, v2_messages
 from scan_server.service.decode import decode_bslz4
 
 
@@ -80,7 +80,7 @@ def test_the_stream_command_says_it_waits_and_ends_its_series(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     endpoint = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "scan_client.cli", "stream", str(path), "--count", "3",
+    process = subprocess.Popen([sys.executable, "-m", "scan_server.emulation.cli", "stream", str(path), "--count", "3",
                                 "--bind", endpoint], stdout=subprocess.PIPE, text=True)
     assert "waiting for a receiver" in process.stdout.readline()
     context = zmq.Context()

@@ -12,8 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-
-from .errors import ServerUnavailable
+from scan_client.errors import ServerUnavailable
 
 
 def free_port() -> int:

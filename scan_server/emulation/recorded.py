@@ -13,25 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scan_client.client import ScanClient
+from scan_client.microscope import run_scan
+from scan_client.protocol import FRAME_DTYPES
 from tqdm import tqdm
 
-from scan_server.contracts import Acquisition
-from scan_server.evaluation.evaluate import (
+from ..contracts import Acquisition
+from ..evaluation.evaluate import (
     DosePlan,
     ground_truth,
     score_strategies,
     summarise,
     write_outputs,
 )
-from scan_server.scanning.registry import SERVED_STRATEGIES
-from scan_server.scanning.virtual_microscope import VirtualMicroscope
-
-from .client import ScanClient
-from .microscope import run_scan
+from ..scanning.registry import SERVED_STRATEGIES
+from ..scanning.virtual_microscope import VirtualMicroscope
 
 STRATEGIES = SERVED_STRATEGIES
-#: dtypes the protocol carries; anything else is sent as float32
-WIRE_DTYPES = ("uint8", "uint16", "uint32", "int32", "float32", "float64")
 
 
 class RecordedMicroscope:
@@ -47,7 +45,7 @@ class RecordedMicroscope:
         exposure = self.virtual.acquire(np.asarray(positions_angstrom) + self.origin)
         self.indices.append(exposure.indices)
         frames = exposure.frames
-        if frames.dtype.name not in WIRE_DTYPES:
+        if frames.dtype.name not in FRAME_DTYPES:  # anything else is sent as float32
             frames = frames.astype(np.float32)
         return frames, exposure.positions_angstrom - self.origin
 
