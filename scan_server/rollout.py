@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
-from .physics.reconstruct import RopSettings, prepare_batch, reconstruct, reconstruction_geometry
+from .physics.reconstruct import reconstruct_sets, reconstruction_geometry
 from .policy.model import AdaptiveModel
+from .policy.step import encode_and_decide
 from .scanning.baselines import halton_unit
 from .scanning.virtual_microscope import Exposure, VirtualMicroscope
 
@@ -67,20 +68,13 @@ class Episodes:
     actions: torch.Tensor
 
 
-def reconstruct_acquired(batch: EpisodeBatch, frames: list[np.ndarray], positions_angstrom: list[np.ndarray],
-                         iterations: int, device: torch.device | None = None) -> torch.Tensor:
-    """ROP of every episode from the patterns it acquired, (B, H, W) complex."""
-    data = prepare_batch(frames, positions_angstrom, [a.optics for a in batch.acquisitions], batch.grid,
-                         batch.geometry, device)
-    return reconstruct(data, RopSettings(iterations=iterations))
-
-
 def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations: int,
                       device: torch.device | None = None) -> torch.Tensor:
     """ROP of every episode from the given recorded patterns (read in the given order)."""
     frames = [np.asarray(a.frames[i]) for a, i in zip(batch.acquisitions, indices)]
     positions = [a.positions_angstrom[i] for a, i in zip(batch.acquisitions, indices)]
-    return reconstruct_acquired(batch, frames, positions, iterations, device)
+    return reconstruct_sets(frames, positions, [a.optics for a in batch.acquisitions], batch.grid, batch.geometry,
+                            iterations, device)
 
 
 class Acquired:
@@ -111,8 +105,10 @@ class Acquired:
 
 
 def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iterations: int) -> torch.Tensor:
-    return reconstruct_acquired(batch, [a.frames for a in acquired], [a.positions_angstrom for a in acquired],
-                                iterations, batch.device)
+    """ROP of every episode from the patterns it acquired so far, (B, H, W) complex."""
+    return reconstruct_sets([a.frames for a in acquired], [a.positions_angstrom for a in acquired],
+                            [a.optics for a in batch.acquisitions], batch.grid, batch.geometry, iterations,
+                            batch.device)
 
 
 @torch.no_grad()
@@ -132,12 +128,11 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
     hidden = None
     inputs, latents, all_means, all_actions = [], [], [], []
     for _ in range(1, steps):
-        potential = reconstruct_episodes(batch, acquired, iterations)
-        latent = model.encode(potential, batch.region)
         last = torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
                             for m, e in zip(batch.microscopes, acquired)]).to(batch.device)
-        means, hidden = model(last[:, None], latent[:, None], hidden)
-        means = means[:, 0].cpu()
+        step = encode_and_decide(model, reconstruct_episodes(batch, acquired, iterations), batch.region, last,
+                                 hidden)
+        hidden, latent, means = step.hidden, step.latent, step.means.cpu()
         actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator) \
             if sample else means
         for b, (microscope, episode) in enumerate(zip(batch.microscopes, acquired)):

@@ -208,6 +208,15 @@ def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | 
     return potential
 
 
+def reconstruct_sets(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.ndarray],
+                     optics: Sequence[ProbeOptics], grid: ObjectGrid, geometry: SamplingGeometry, iterations: int,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """ROP of B data sets (frames (P_b, M, M), positions (P_b, 2) Å, their optics) on one
+    shared grid, ``iterations`` steps of the default settings: V (B, H, W) complex64."""
+    data = prepare_batch(frames, positions_angstrom, optics, grid, geometry, device)
+    return reconstruct(data, RopSettings(iterations=iterations))
+
+
 @dataclass(frozen=True)
 class Reconstruction:
     """A reconstruction of one recording: V (H, W) complex (real part: phase in rad)."""

@@ -14,6 +14,7 @@ from ..errors import ParameterError
 from ..scanning.baselines import halton_unit
 from ..scanning.state import ScanState
 from .model import AdaptiveModel
+from .step import encode_and_decide
 
 
 class AdaptiveScan:
@@ -42,10 +43,7 @@ class AdaptiveScan:
             return halton_unit(n, self.seed)
         if state.reconstruction is None or state.region is None:
             raise ParameterError("the adaptive strategy needs the current reconstruction and its region")
-        device = next(self.model.parameters()).device
-        with torch.no_grad():
-            potential = torch.as_tensor(state.reconstruction)[None].to(device)
-            latent = self.model.encode(potential, state.region)
-            last = torch.as_tensor(state.positions_unit[-n:], dtype=torch.float32, device=device)[None, None]
-            means, self.hidden = self.model(last, latent[:, None], self.hidden)
-        return means[0, 0].cpu().numpy().astype(np.float64)
+        step = encode_and_decide(self.model, torch.as_tensor(state.reconstruction)[None], state.region,
+                                 torch.as_tensor(state.positions_unit[-n:], dtype=torch.float32)[None], self.hidden)
+        self.hidden = step.hidden
+        return step.means[0].cpu().numpy().astype(np.float64)

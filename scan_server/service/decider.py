@@ -11,7 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 import torch
 
-from ..physics.reconstruct import RopSettings, prepare_batch, reconstruct
+from ..physics.reconstruct import reconstruct_sets
 from ..policy.strategy import AdaptiveScan
 from ..scanning.baselines import halton_unit
 from ..scanning.state import ScanState
@@ -70,9 +70,8 @@ class Decider:
         if cached is not None:
             return cached
         g = session.geometry
-        data = prepare_batch([np.concatenate(frames)], [np.concatenate(positions)], [optics_of(session.spec)],
-                             g.grid, g.sampling, self.device)
-        potential = reconstruct(data, RopSettings(iterations=self.settings.rop_iterations))[0].cpu().numpy()
+        potential = reconstruct_sets([np.concatenate(frames)], [np.concatenate(positions)], [optics_of(session.spec)],
+                                     g.grid, g.sampling, self.settings.rop_iterations, self.device)[0].cpu().numpy()
         session.keep_reconstruction(count, potential)
         return potential
 
