@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
-from .scanning.registry import BASELINE_STRATEGIES
+from .scanning.registry import BASELINE_STRATEGIES, HALTON
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
@@ -109,7 +109,7 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
                                         "patterns or N of them chosen by a baseline scan strategy.")
     p.add_argument("recording", type=Path)
     p.add_argument("--positions", default="all", help="'all' or a number N of positions")
-    p.add_argument("--strategy", default="halton", choices=BASELINE_STRATEGIES, help="the scan of N positions")
+    p.add_argument("--strategy", default=HALTON, choices=BASELINE_STRATEGIES, help="the scan of N positions")
     p.add_argument("--iterations", type=int, help="gradient steps (default 5; --converged: many)")
     p.add_argument("--converged", action="store_true", help="many iterations, for a full-data ground truth")
     p.add_argument("--step-size", type=float, help="gradient step α (see docs/physics.md)")

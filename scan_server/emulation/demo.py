@@ -20,6 +20,7 @@ from ..device import choose_device
 from ..evaluation import DEFAULT_FINAL_ITERATIONS
 from ..io.canonical import read_recording
 from ..physics.simulate import preset, simulate_recording
+from ..scanning.registry import ADAPTIVE
 from .local_server import LocalServer
 from .recorded import STRATEGIES, replay
 
@@ -42,7 +43,7 @@ def run_demo(out: Path, positions: int = 250, final_iterations: int = DEFAULT_FI
                          decision_deadline_ms="0")
     with server:
         health = httpx.get(f"{server.url}/health").json()
-        strategies = list(STRATEGIES) if health["model_loaded"] else [s for s in STRATEGIES if s != "adaptive"]
+        strategies = list(STRATEGIES) if health["model_loaded"] else [s for s in STRATEGIES if s != ADAPTIVE]
         print(f"server {server.url}: model {health['model'] or 'none'} on {health['device']}"
               + ("" if health["model_loaded"] else f" ({health['model_error']}; baselines only)"))
         with ScanClient(server.url, server.token, timeout_s=120) as client:

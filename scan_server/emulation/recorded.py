@@ -26,7 +26,7 @@ from ..evaluation.evaluate import (
     summarise,
     write_outputs,
 )
-from ..scanning.registry import SERVED_STRATEGIES
+from ..scanning.registry import ADAPTIVE, SERVED_STRATEGIES
 from ..scanning.virtual_microscope import VirtualMicroscope
 
 STRATEGIES = SERVED_STRATEGIES
@@ -86,7 +86,7 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
            positions: int, final_iterations: int, out: Path, seed: int, device) -> dict:
     """Replay every recording with every strategy; write report.json/md, figures, positions."""
     subsequence = 50
-    if "adaptive" in strategies:
+    if ADAPTIVE in strategies:
         subsequence = int(client.model()["settings"]["policy"]["subsequence"])
     latencies = Latencies()
     results, warnings = [], []
@@ -106,6 +106,6 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
     report["latency_ms"] = latencies.summary()
     report["warnings"] = warnings
     report["server"] = client.url
-    report["model"] = client.health().get("model") if "adaptive" in strategies else None
+    report["model"] = client.health().get("model") if ADAPTIVE in strategies else None
     write_outputs(out, report, results, names)
     return report

@@ -37,7 +37,15 @@ from ..physics.reconstruct import (
 from ..policy.model import AdaptiveModel
 from ..rollout import EpisodeBatch, rollout
 from ..scanning.acquire import run_strategy
-from ..scanning.registry import BASELINE_STRATEGIES, REFERENCE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
+from ..scanning.registry import (
+    ADAPTIVE,
+    BASELINE_STRATEGIES,
+    HALTON,
+    REFERENCE_STRATEGIES,
+    STRATEGIES,
+    StrategyContext,
+    build_strategy,
+)
 from ..scanning.virtual_microscope import VirtualMicroscope
 from . import ground_truth_cache
 from .dose import bootstrap_mean_interval, dose_ratio
@@ -213,16 +221,16 @@ def _curves(recordings: list[RecordingResult], names: list[str], plan: DosePlan)
 
 
 def _dose_ratios(recordings: list[RecordingResult], plan: DosePlan, headline: str) -> dict:
-    if len(plan.positions) < 2 or "halton" not in recordings[0].strategies:
+    if len(plan.positions) < 2 or HALTON not in recordings[0].strategies:
         return {}
     counts = list(plan.positions)
 
     def curve(r: RecordingResult, strategy: str) -> list[float]:
         return [getattr(r.strategies[strategy].scores[c], headline) for c in counts]
 
-    halton = [curve(r, "halton") for r in recordings]
+    halton = [curve(r, HALTON) for r in recordings]
     return {s: dose_ratio(counts, [curve(r, s) for r in recordings], halton, plan.reference_positions)
-            for s in recordings[0].strategies if s != "halton"}
+            for s in recordings[0].strategies if s != HALTON}
 
 
 def _by_family(recordings: list[RecordingResult], ratios: dict) -> dict:
@@ -248,9 +256,9 @@ def _paper_protocol(recordings: list[RecordingResult], plan: DosePlan) -> dict:
         report[name] = {"ssim_mean": float(ssim.mean()), "ssim_std": float(ssim.std()), "ssim": ssim.tolist(),
                         "resolution_angstrom_mean": float(np.mean(known)) if known else None,
                         "resolution_angstrom": res}
-    if "adaptive" in report:
+    if ADAPTIVE in report:
         for baseline in (b for b in BASELINE_STRATEGIES if b in report):
-            pairs = [(r.strategies["adaptive"].scores[ref], r.strategies[baseline].scores[ref]) for r in recordings]
+            pairs = [(r.strategies[ADAPTIVE].scores[ref], r.strategies[baseline].scores[ref]) for r in recordings]
             q = [relative_improvement(a.ssim_field, b.ssim_field) for a, b in pairs]
             report[f"q_ssim_vs_{baseline}"] = {"mean": float(np.mean(q)), "ci95": bootstrap_mean_interval(q)}
             q_res = [relative_improvement(1 / a.resolution_angstrom, 1 / b.resolution_angstrom)

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402  (Pillow: a dependency of matplotlib)
 
 from ..contracts import ObjectGrid  # noqa: E402
+from ..scanning.registry import HALTON, ORACLE_MATERIAL, STRATEGIES  # noqa: E402
 from .metrics import diffractogram  # noqa: E402
 
 
@@ -115,9 +116,14 @@ def save_phase(path: str | Path, panel: Panel) -> Path:
     return Path(path)
 
 
-#: how the dose–quality figure draws each strategy (references dashed)
-_STYLE = {"adaptive": ("tab:blue", "-"), "halton": ("tab:green", "-"), "random": ("tab:gray", "-"),
-          "raster": ("tab:purple", "-"), "oracle-material": ("tab:red", "--")}
+#: the dose–quality figure's colours, one per strategy in the registry's order (references dashed)
+_COLOURS = ("tab:blue", "tab:green", "tab:gray", "tab:purple", "tab:brown", "tab:red", "tab:olive", "tab:cyan")
+
+
+def _style(name: str) -> tuple[str, str]:
+    if name not in STRATEGIES:
+        return "black", "-"
+    return _COLOURS[list(STRATEGIES).index(name) % len(_COLOURS)], "--" if STRATEGIES[name].reference else "-"
 
 
 def save_dose_quality(path: str | Path, report: dict, dpi: int = 90) -> Path:
@@ -125,15 +131,15 @@ def save_dose_quality(path: str | Path, report: dict, dpi: int = 90) -> Path:
     recordings); the band between Halton and the oracle is what skipping vacuum can gain."""
     counts = report["positions"]
     scores = [s for s in ("ssim_field", "ssim_material", "r_true_material")
-              if all(report["scores"]["halton"][str(c)][s] is not None for c in counts)]
+              if all(report["scores"][HALTON][str(c)][s] is not None for c in counts)]
     fig, axes = plt.subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
     for ax, score in zip(axes[0], scores):
         curves = {name: [entry[str(c)][score] for c in counts] for name, entry in report["scores"].items()}
-        if "oracle-material" in curves:
-            ax.fill_between(counts, curves["halton"], curves["oracle-material"], color="tab:red", alpha=0.12,
+        if ORACLE_MATERIAL in curves:
+            ax.fill_between(counts, curves[HALTON], curves[ORACLE_MATERIAL], color="tab:red", alpha=0.12,
                             label="Halton → oracle band")
         for name, values in curves.items():
-            colour, line = _STYLE.get(name, ("black", "-"))
+            colour, line = _style(name)
             label = f"{name} (reference)" if name in report["references"] else name
             ax.plot(counts, values, line, marker="o", ms=3, color=colour, label=label)
         ax.axvline(report["reference_positions"], color="black", lw=0.6, ls=":")

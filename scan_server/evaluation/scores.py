@@ -16,8 +16,9 @@ the recording carries one. Scores (all over the scanned field of view):
 The material mask (``material_mask``) is local texture: vacuum is flat up to noise,
 matter is not, whatever the offset between them. The standard deviation of the phase
 in a Gaussian window (σ = 1 Å) is split in two classes by Otsu's threshold; the split
-is kept only when the textured class is at least ``MATERIAL_CONTRAST`` times the flat one (otherwise the field is one material, as a
-homogeneous film is); specks and gaps smaller than about 1 Å are closed.
+is kept only when the textured class is at least ``MATERIAL_CONTRAST`` times the flat one
+(otherwise the field is one material, as a homogeneous film is); specks and gaps smaller
+than about 1 Å are closed.
 """
 
 from __future__ import annotations

@@ -12,13 +12,14 @@ import torch
 
 from ..errors import ParameterError
 from ..scanning.baselines import halton_unit
+from ..scanning.registry import ADAPTIVE
 from ..scanning.state import ScanState
 from .model import AdaptiveModel
 from .step import encode_and_decide
 
 
 class AdaptiveScan:
-    name = "adaptive"
+    name = ADAPTIVE
 
     def __init__(self, model: AdaptiveModel, seed: int | None = None) -> None:
         self.model = model

@@ -49,6 +49,13 @@ class StrategyEntry:
     needs_model: bool = False
 
 
+#: the learned strategy's name (its class lives in the policy, above this layer); every other
+#: name is its class's ``name``
+ADAPTIVE = "adaptive"
+HALTON = HaltonScan.name
+ORACLE_MATERIAL = OracleMaterialScan.name
+
+
 def _adaptive(context: StrategyContext) -> ScanStrategy:
     if context.learned is None:
         raise ParameterError("the adaptive strategy needs a model")
@@ -68,15 +75,15 @@ def _oracle_material(context: StrategyContext) -> ScanStrategy:
 
 
 STRATEGIES: dict[str, StrategyEntry] = {entry.name: entry for entry in (
-    StrategyEntry("adaptive", _adaptive, "the learned policy (Halton start, then the model's positions)",
+    StrategyEntry(ADAPTIVE, _adaptive, "the learned policy (Halton start, then the model's positions)",
                   sequential=True, needs_model=True),
-    StrategyEntry("halton", lambda c: HaltonScan(c.seed), "the scrambled Halton sequence", sequential=True),
-    StrategyEntry("random", lambda c: RandomScan(c.total_positions, c.seed), "uniformly random positions",
+    StrategyEntry(HALTON, lambda c: HaltonScan(c.seed), "the scrambled Halton sequence", sequential=True),
+    StrategyEntry(RandomScan.name, lambda c: RandomScan(c.total_positions, c.seed), "uniformly random positions",
                   sequential=True),
-    StrategyEntry("raster", lambda c: SparseRasterScan(c.total_positions), "the most uniform grid of n positions",
-                  sequential=False),
-    StrategyEntry("full", _full, "every position of the recorded raster", sequential=False, served=False),
-    StrategyEntry("oracle-material", _oracle_material,
+    StrategyEntry(SparseRasterScan.name, lambda c: SparseRasterScan(c.total_positions),
+                  "the most uniform grid of n positions", sequential=False),
+    StrategyEntry(FullRasterScan.name, _full, "every position of the recorded raster", sequential=False, served=False),
+    StrategyEntry(ORACLE_MATERIAL, _oracle_material,
                   "reference: the Halton scan without the points the full-data reconstruction shows as vacuum",
                   sequential=True, served=False, reference=True),
 )}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from scan_client.protocol import ErrorCode
 
-
 HTTP_STATUS = {
     ErrorCode.bad_request: 422, ErrorCode.unauthorized: 401, ErrorCode.unknown_session: 404,
     ErrorCode.session_finished: 409, ErrorCode.out_of_order: 409, ErrorCode.busy: 409,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..policy.strategy import AdaptiveScan
-from ..scanning.registry import StrategyContext, build_strategy
+from ..scanning.registry import STRATEGIES, StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decider import Decider
 from .decode import decode_frames, decode_positions
@@ -71,7 +71,7 @@ class SessionManager:
 
     # ---- strategies -----------------------------------------------------------------
     def strategy_for(self, spec: AcquisitionSpec) -> tuple[ScanStrategy, int]:
-        if spec.strategy == "adaptive":
+        if STRATEGIES[spec.strategy].needs_model:
             if self.loaded.model is None:
                 raise ServiceError(ErrorCode.model_unavailable,
                                    f"no model is loaded ({self.loaded.error}); open a halton, random or raster "
@@ -85,9 +85,10 @@ class SessionManager:
         return build_strategy(spec.strategy, StrategyContext(spec.total_positions, spec.seed)), spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
-        if spec.strategy != "adaptive" or self.loaded.card is None or self.loaded.card.training_geometry is None:
+        card = self.loaded.card
+        if not STRATEGIES[spec.strategy].needs_model or card is None or card.training_geometry is None:
             return []
-        trained = self.loaded.card.training_geometry.as_dict()
+        trained = card.training_geometry.as_dict()
         notes = []
         for key in ("detector_px", "detector_sampling_inv_angstrom", "energy_ev", "semiangle_mrad",
                     "field_of_view_angstrom"):
@@ -109,10 +110,10 @@ class SessionManager:
         strategy, halton_seed = self.strategy_for(spec)
         first_count = min(spec.subsequence, spec.total_positions)
         first_unit = strategy.next_positions(ScanState(np.empty((0, 2)), None, 0, geometry.region),
-                                             spec.subsequence if spec.strategy == "adaptive" else first_count)
+                                             spec.subsequence if STRATEGIES[spec.strategy].needs_model else first_count)
         session_id = secrets.token_hex(8)
         record = SessionRecord(session_id=session_id, spec=spec, created_at=time.time(),
-                               model=self.loaded.name if spec.strategy == "adaptive" else None,
+                               model=self.loaded.name if STRATEGIES[spec.strategy].needs_model else None,
                                first_positions_angstrom=geometry.field.to_angstrom(first_unit[:first_count]))
         folder = SessionFolder(self.settings.data_dir / session_id)
         try:
