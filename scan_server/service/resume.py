@@ -1,44 +1,31 @@
-"""Resuming the sessions that were open when the server stopped: each session's batches,
-replies and policy state are read back from its folder; a batch persisted but not yet
-answered (a crash between the two) is answered now."""
+"""Reading back a session that was open when the server stopped: its batches, replies and
+policy state, from its folder. The manager then answers a batch that was persisted but not
+yet answered (a crash between the two), or finishes a session whose last reply said done."""
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..policy.strategy import AdaptiveScan
-from .schemas import Timings
+from ..scanning.state import ScanStrategy
+from .schemas import AcquisitionSpec
 from .session import Geometry, Session
 from .store import SessionFolder
 
-if TYPE_CHECKING:
-    from .sessions import SessionManager
 
-log = logging.getLogger("scan_server.service")
-
-
-def resume_all(manager: SessionManager) -> None:
-    """Every session the index lists as open; one that cannot be read is left on disk."""
-    for session_id, path in manager.index.open_sessions():
-        try:
-            resume(manager, session_id, path)
-        except Exception:
-            log.exception("session %s could not be resumed; left on disk in %s", session_id, path)
-
-
-def resume(manager: SessionManager, session_id: str, path: Path) -> None:
+def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStrategy, int]],
+            max_object_px: int) -> Session:
+    """The session stored in ``path``, as it was after its last persisted batch."""
     folder = SessionFolder(path)
     record = folder.load_record()
     batches = folder.load_batches()
     replies = folder.load_replies()
-    strategy, halton_seed = manager.strategy_for(record.spec)
-    geometry = Geometry.of(record.spec, manager.settings.max_object_px)
-    session = Session(record, folder, strategy, geometry, halton_seed)
+    strategy, halton_seed = strategy_for(record.spec)
+    session = Session(record, folder, strategy, Geometry.of(record.spec, max_object_px), halton_seed)
     folder.reopen(record.spec, batches)
     for batch in batches:
         session.frames.append(batch.frames)
@@ -49,11 +36,6 @@ def resume(manager: SessionManager, session_id: str, path: Path) -> None:
     if isinstance(strategy, AdaptiveScan):
         answered = last if last in replies else last - 1   # the state after the last answered step
         strategy.restore_policy_state(folder.load_policy_state(up_to=answered))
-    manager.add(session)
-    if last >= 0 and last not in replies:     # crashed between persisting a batch and replying
-        manager.answer(session, last, Timings(), time.perf_counter())
-    elif last >= 0:
+    if last in replies:
         session.planned = np.asarray(replies[last].positions_angstrom).reshape(-1, 2)
-        if replies[last].done:
-            manager.finish(session_id, "finished")
-    log.info("session %s resumed at seq %d (%d positions on disk)", session_id, session.next_seq, session.acquired)
+    return session

@@ -9,6 +9,7 @@ import logging
 import secrets
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from .decider import Decider
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
-from .resume import resume_all
+from .resume import restore
 from .schemas import (
     AcquisitionSpec,
     BatchHeader,
@@ -52,7 +53,7 @@ class SessionManager:
 
     # ---- life cycle --------------------------------------------------------------------
     def start(self) -> None:
-        resume_all(self)
+        self.resume_all()
         self._reaper.start()
 
     def close(self) -> None:
@@ -228,3 +229,22 @@ class SessionManager:
                 except Exception:  # a failing folder must not stop the reaper
                     log.exception("could not expire session %s", session_id)
 
+    # ---- restart ------------------------------------------------------------------------
+    def resume_all(self) -> None:
+        """Every session the index lists as open; one that cannot be read is left on disk."""
+        for session_id, path in self.index.open_sessions():
+            try:
+                self._resume(path)
+            except Exception:
+                log.exception("session %s could not be resumed; left on disk in %s", session_id, path)
+
+    def _resume(self, path: Path) -> None:
+        session = restore(path, self.strategy_for, self.settings.max_object_px)
+        self.add(session)
+        last = session.next_seq - 1
+        if last >= 0 and last not in session.replies:     # crashed between persisting a batch and replying
+            self.answer(session, last, Timings(), time.perf_counter())
+        elif last >= 0 and session.replies[last].done:
+            self.finish(session.id, "finished")
+        log.info("session %s resumed at seq %d (%d positions on disk)", session.id, session.next_seq,
+                 session.acquired)
