@@ -12,7 +12,7 @@ DEMO_OUT   ?= demo_out
 
 all: test
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
@@ -34,7 +34,7 @@ test-fast: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/scan-client demo --out $(DEMO_OUT)
 
-$(BENCH_VENV)/.installed: pyproject.toml
+$(BENCH_VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"

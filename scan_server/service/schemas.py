@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +15,15 @@ from ..scanning.registry import ADAPTIVE, SERVED_STRATEGIES
 #: the strategies a session may ask for: the registry's served ones
 Strategy = Literal[SERVED_STRATEGIES]  # type: ignore[valid-type]
 Position = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class Status(str, Enum):
+    """A session's life: open → finished (its budget spent, or DELETE) or expired (idle too
+    long). Only an open session changes; a closed one stays as it is."""
+
+    open = "open"
+    finished = "finished"
+    expired = "expired"
 
 
 class _Strict(BaseModel):
@@ -77,7 +87,7 @@ class SessionOpened(BaseModel):
 
 class SessionStatus(BaseModel):
     session_id: str
-    status: Literal["open", "finished", "expired"]
+    status: Status
     strategy: Strategy
     spec: AcquisitionSpec
     step: int = Field(description="batches accepted")

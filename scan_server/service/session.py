@@ -21,7 +21,7 @@ from ..policy.model_folder import ModelCard
 from ..scanning.field_of_view import FieldOfView
 from ..scanning.state import ScanStrategy
 from .errors import ErrorCode, ServiceError
-from .schemas import AcquisitionSpec, PositionsReply, SessionStatus, Timings
+from .schemas import AcquisitionSpec, PositionsReply, SessionStatus, Status, Timings
 from .store import SessionFolder, SessionRecord
 
 #: Reported positions may land this fraction of the field of view outside it (scan coils).
@@ -88,7 +88,7 @@ class Session:
         self.positions: list[np.ndarray] = []
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
-        self.status = "open"
+        self.status = Status.open
         self.fallbacks = 0
         self.last_timings: Timings | None = None
         self.updated_at = record.created_at
@@ -122,6 +122,15 @@ class Session:
 
     def angstrom(self, positions_unit: np.ndarray) -> np.ndarray:
         return self.geometry.field.to_angstrom(positions_unit)
+
+    def close(self, status: Status) -> bool:
+        """The one transition: an open session becomes ``status`` (finished or expired), its
+        recording completed; False (and nothing done) when it was not open. Call with the lock."""
+        if self.status is not Status.open or status is Status.open:
+            return False
+        self.folder.finish()
+        self.status = status
+        return True
 
     def status_model(self) -> SessionStatus:
         with self.lock:

@@ -26,6 +26,7 @@ from .schemas import (
     AcquisitionSpec,
     BatchHeader,
     PositionsReply,
+    Status,
     Timings,
 )
 from .session import POSITION_TOLERANCE, Geometry, LoadedModel, Session
@@ -68,7 +69,7 @@ class SessionManager:
     @property
     def open_count(self) -> int:
         with self._lock:
-            return sum(s.status == "open" for s in self.sessions.values())
+            return sum(s.status is Status.open for s in self.sessions.values())
 
     # ---- strategies -----------------------------------------------------------------
     def strategy_for(self, spec: AcquisitionSpec) -> tuple[ScanStrategy, int]:
@@ -149,8 +150,8 @@ class SessionManager:
             if header.seq in session.replies:
                 self.metrics.retries.inc()
                 return session.replies[header.seq]
-            if session.status != "open":
-                raise ServiceError(ErrorCode.session_finished, f"session {session.id} is {session.status}")
+            if session.status is not Status.open:
+                raise ServiceError(ErrorCode.session_finished, f"session {session.id} is {session.status.value}")
             if header.seq != session.next_seq:
                 raise ServiceError(ErrorCode.out_of_order, f"expected seq {session.next_seq}, got {header.seq}")
         if session.pending is not None:     # a late decision of the previous step is still running
@@ -192,7 +193,7 @@ class SessionManager:
             session.fallbacks += fallback
             session.last_timings = timings
         if reply.done:
-            self.finish(session.id, "finished")
+            self.finish(session.id, Status.finished)
         return reply
 
     def reconstruction(self, session_id: str) -> np.ndarray:
@@ -203,18 +204,16 @@ class SessionManager:
         return self.decider.reconstruct(session)
 
     # ---- the end of a session -------------------------------------------------------------
-    def finish(self, session_id: str, status: str = "finished") -> Session:
+    def finish(self, session_id: str, status: Status = Status.finished) -> Session:
         session = self.get(session_id)
         if session.pending is not None:
             session.pending.result()
             session.pending = None
         with session.lock:
-            if session.status == "open":
-                session.folder.finish()
-                session.status = status
-                self.index.set_status(session.id, status)
-                self.metrics.sessions_closed.labels(status).inc()
-                log.info("session %s %s (%d positions)", session.id, status, session.acquired)
+            if session.close(status):
+                self.index.set_status(session.id, status.value)
+                self.metrics.sessions_closed.labels(status.value).inc()
+                log.info("session %s %s (%d positions)", session.id, status.value, session.acquired)
         return session
 
     def _expire_loop(self) -> None:
@@ -222,10 +221,10 @@ class SessionManager:
             now = time.time()
             with self._lock:
                 idle = [s.id for s in self.sessions.values()
-                        if s.status == "open" and now - s.updated_at > self.settings.idle_timeout_s]
+                        if s.status is Status.open and now - s.updated_at > self.settings.idle_timeout_s]
             for session_id in idle:
                 try:
-                    self.finish(session_id, "expired")
+                    self.finish(session_id, Status.expired)
                 except Exception:  # a failing folder must not stop the reaper
                     log.exception("could not expire session %s", session_id)
 
@@ -245,6 +244,6 @@ class SessionManager:
         if last >= 0 and last not in session.replies:     # crashed between persisting a batch and replying
             self.answer(session, last, Timings(), time.perf_counter())
         elif last >= 0 and session.replies[last].done:
-            self.finish(session.id, "finished")
+            self.finish(session.id, Status.finished)
         log.info("session %s resumed at seq %d (%d positions on disk)", session.id, session.next_seq,
                  session.acquired)
