@@ -9,6 +9,7 @@ microscope snaps each proposal to the nearest unused recorded pattern.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,12 +115,16 @@ def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iteratio
 @torch.no_grad()
 def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
             sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,
-            final_iterations: int | None = None) -> Episodes:
+            final_iterations: int | None = None,
+            teacher: Callable[[int], torch.Tensor] | None = None) -> Episodes:
     """Play ``steps`` sub-sequences on every microscope of the batch (which are reset).
 
     Sampled actions are Gaussian around the means (σ of the policy settings); the
-    microscope clips them to the field of view. No gradient is kept: training recomputes
-    the means from the recorded inputs in one pass (``AdaptiveModel.forward``)."""
+    microscope clips them to the field of view. With a ``teacher`` (step t → positions
+    (B, n, 2) in [0, 1]²: pretraining's Halton continuation, an imitation teacher) those are
+    acquired instead and recorded as the actions, the policy's means beside them. No
+    gradient is kept: training recomputes the means from the recorded inputs in one pass
+    (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction."""
     n = model.settings.policy.subsequence
     acquired = [Acquired() for _ in batch.microscopes]
     for microscope, episode, seed in zip(batch.microscopes, acquired, halton_seeds):
@@ -127,21 +132,26 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
         episode.add(microscope.acquire(microscope.to_angstrom(halton_unit(n, seed))))
     hidden = None
     inputs, latents, all_means, all_actions = [], [], [], []
-    for _ in range(1, steps):
+    for t in range(1, steps):
         last = torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
                             for m, e in zip(batch.microscopes, acquired)]).to(batch.device)
         step = encode_and_decide(model, reconstruct_episodes(batch, acquired, iterations), batch.region, last,
                                  hidden)
         hidden, latent, means = step.hidden, step.latent, step.means.cpu()
-        actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator) \
-            if sample else means
+        if teacher is not None:
+            actions = teacher(t).to(torch.float32)
+        elif sample:
+            actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator)
+        else:
+            actions = means
         for b, (microscope, episode) in enumerate(zip(batch.microscopes, acquired)):
             episode.add(microscope.acquire(microscope.to_angstrom(actions[b].numpy())))
         inputs.append(last.cpu())
         latents.append(latent.cpu())
         all_means.append(means)
         all_actions.append(actions)
-    final = reconstruct_episodes(batch, acquired, final_iterations or iterations)
+    final_iterations = iterations if final_iterations is None else final_iterations
+    final = reconstruct_episodes(batch, acquired, final_iterations) if final_iterations else torch.empty(0)
     taken = [e.indices for e in acquired]
     positions = torch.stack([torch.as_tensor(e.positions_angstrom.reshape(steps, n, 2)) for e in acquired])
     empty = torch.empty(len(taken), 0, n, 2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..policy.model import AdaptiveModel
-from ..rollout import Acquired, EpisodeBatch, reconstruct_episodes
+from ..rollout import EpisodeBatch, rollout
 from ..scanning.baselines import halton_unit
 from .data import TrainingData
 from .run import StageState
@@ -18,25 +18,18 @@ from .settings import TrainSettings
 
 def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds: list[int],
                    rop_iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs the policy sees along Halton scans and the Halton targets:
-    last positions (B, T−1, n, 2), latents (B, T−1, D), targets (B, T−1, n, 2)."""
+    """Inputs the policy sees along Halton scans (the rollout with the Halton continuation as
+    its teacher) and the Halton targets: last positions (B, T−1, n, 2), latents (B, T−1, D),
+    targets (B, T−1, n, 2)."""
     n = model.settings.policy.subsequence
-    sequences = [halton_unit(steps * n, seed) for seed in seeds]
-    acquired = [Acquired() for _ in batch.microscopes]
-    for microscope, episode, sequence in zip(batch.microscopes, acquired, sequences):
-        microscope.reset()
-        episode.add(microscope.acquire(microscope.to_angstrom(sequence[:n])))
-    inputs, latents, targets = [], [], []
-    with torch.no_grad():
-        for t in range(1, steps):
-            latents.append(model.encode(reconstruct_episodes(batch, acquired, rop_iterations), batch.region))
-            inputs.append(torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
-                                       for m, e in zip(batch.microscopes, acquired)]).to(batch.device))
-            targets.append(torch.stack([torch.as_tensor(s[t * n:(t + 1) * n], dtype=torch.float32)
-                                        for s in sequences]).to(batch.device))
-            for microscope, episode, sequence in zip(batch.microscopes, acquired, sequences):
-                episode.add(microscope.acquire(microscope.to_angstrom(sequence[t * n:(t + 1) * n])))
-    return torch.stack(inputs, 1), torch.stack(latents, 1), torch.stack(targets, 1)
+
+    def continuation(t: int) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
+
+    episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, final_iterations=0,
+                       teacher=continuation)
+    device = batch.device
+    return (episodes.inputs_positions.to(device), episodes.latents.to(device), episodes.actions.to(device))
 
 
 def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
