@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..policy.strategy import AdaptiveScan
-from ..scanning.registry import STRATEGIES, StrategyContext, build_strategy
+from ..scanning.registry import BASELINE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decider import Decider
 from .decode import decode_frames, decode_positions
@@ -73,18 +73,22 @@ class SessionManager:
 
     # ---- strategies -----------------------------------------------------------------
     def strategy_for(self, spec: AcquisitionSpec) -> tuple[ScanStrategy, int]:
+        """A new strategy for a session (from the registry) and the Halton seed of its fallbacks."""
+        model = self.loaded.model
         if STRATEGIES[spec.strategy].needs_model:
-            if self.loaded.model is None:
+            if model is None:
                 raise ServiceError(ErrorCode.model_unavailable,
-                                   f"no model is loaded ({self.loaded.error}); open a halton, random or raster "
-                                   "session, or install a model in models/")
-            n = self.loaded.model.settings.policy.subsequence
+                                   f"no model is loaded ({self.loaded.error}); open one of the baseline sessions "
+                                   f"({', '.join(BASELINE_STRATEGIES)}), or install a model in models/")
+            n = model.settings.policy.subsequence
             if spec.subsequence != n:
                 raise ServiceError(ErrorCode.unsupported_spec, f"the model {self.loaded.name} proposes {n} positions "
                                    f"per step; set subsequence to {n}")
-            strategy = AdaptiveScan(self.loaded.model)
-            return strategy, strategy.seed
-        return build_strategy(spec.strategy, StrategyContext(spec.total_positions, spec.seed)), spec.seed
+        context = StrategyContext(spec.total_positions, spec.seed,
+                                  learned=None if model is None else lambda: AdaptiveScan(model))
+        strategy = build_strategy(spec.strategy, context)
+        # the learned strategy starts with its model's Halton sequence: its fallbacks continue that one
+        return strategy, strategy.seed if isinstance(strategy, AdaptiveScan) else spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
         card = self.loaded.card
