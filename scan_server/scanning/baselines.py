@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import qmc
 
 from ..errors import ParameterError
 from .state import ScanState
@@ -24,6 +23,8 @@ def sparse_raster_unit(n: int) -> np.ndarray:
 
 def halton_unit(n: int, seed: int, skip: int = 0) -> np.ndarray:
     """Points skip … skip+n−1 of a scrambled 2-D Halton sequence (scipy.stats.qmc)."""
+    from scipy.stats import qmc  # imported here: scipy.stats takes ~1 s, and the command line lists strategies
+
     sampler = qmc.Halton(d=2, scramble=True, seed=seed)
     if skip:
         sampler.fast_forward(skip)
