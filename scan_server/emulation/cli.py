@@ -57,7 +57,10 @@ def _demo_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scan-client", description="Client of the adaptive scan service.")
+    parser = argparse.ArgumentParser(
+        prog="scan-client", description="The microscope side emulated from recordings: replay them through a running "
+                                        "server, emit a Dectris detector stream, or run the demo. (The client library "
+                                        "alone: pip install ./client.)")
     commands = parser.add_subparsers(dest="command", required=True)
     _replay_parser(commands)
     _stream_parser(commands)
