@@ -122,7 +122,8 @@ def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, positions:
     """The recorded patterns the policy visits (its means; the model's own Halton start), the
     first ``positions`` of them, in acquisition order."""
     steps = math.ceil(positions / model.settings.policy.subsequence)
-    episodes = rollout(EpisodeBatch.over([acquisition], device), model, steps, [model.settings.policy.halton_seed])
+    episodes = rollout(EpisodeBatch.over([acquisition], device), model, steps, [model.settings.policy.halton_seed],
+                       final_iterations=0)  # the final reconstructions are made per count, below
     return episodes.indices[0][:positions]
 
 

@@ -160,16 +160,11 @@ def _particle_atoms(settings: SpecimenSettings, diameter_angstrom: float, elemen
     return Atoms(numbers=source.numbers[inside], positions=rotated)
 
 
-def _amorphous_carbon(count: int, sample: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    positions = sample(count) if count else np.empty((0, 2))
-    return positions, np.full(len(positions), 6)
-
-
 def _particles(settings: SpecimenSettings, frame: SpecimenFrame, rng: np.random.Generator) -> Specimen:
     box = np.asarray(frame.box_angstrom)
     thickness = rng.uniform(2.0, 5.0)
     count = int(rng.poisson(AMORPHOUS_CARBON_ATOMS_PER_ANGSTROM3 * thickness * box[0] * box[1]))
-    parts = [_amorphous_carbon(count, lambda n: rng.uniform(0, 1, (n, 2)) * box)]
+    parts = [(rng.uniform(0, 1, (count, 2)) * box, np.full(count, 6))]  # the support
     element = PARTICLE_ELEMENTS[int(rng.integers(len(PARTICLE_ELEMENTS)))]
     diameters = rng.uniform(5.0, 15.0, int(rng.integers(1, 4)))
     centres = []

@@ -16,12 +16,11 @@ from .model import AdaptiveModel
 @dataclass(frozen=True)
 class StepResult:
     """One step of B scans: the means of the next sub-sequence (B, n, 2) in [0, 1]², the GRU's
-    hidden state after it, the latents (B, D) it saw and the reconstructions (B, H, W)."""
+    hidden state after it and the latents (B, D) it saw."""
 
     means: torch.Tensor
     hidden: torch.Tensor
     latent: torch.Tensor
-    potential: torch.Tensor
 
 
 @torch.no_grad()
@@ -32,4 +31,4 @@ def encode_and_decide(model: AdaptiveModel, potential: torch.Tensor, region: tup
     device = next(model.parameters()).device
     latent = model.encode(potential.to(device), region)
     means, hidden = model(last_unit.to(device, torch.float32)[:, None], latent[:, None], hidden)
-    return StepResult(means[:, 0], hidden, latent, potential)
+    return StepResult(means[:, 0], hidden, latent)

@@ -39,12 +39,11 @@ class Decider:
         """The next positions (n, 2) Å of a session whose batch ``seq`` was stored (none when its
         budget is spent), whether they are the Halton fallback of a late decision, and the
         timings with the decision's. ``started``: when the batch arrived (the deadline runs from it)."""
-        remaining = session.spec.total_positions - session.acquired
         fallback = False
-        if remaining <= 0:
+        if session.remaining == 0:
             positions = np.empty((0, 2))
         else:
-            count = min(session.spec.subsequence, remaining)
+            count = min(session.spec.subsequence, session.remaining)
             future = self.compute.submit(self._decide, session, seq, count)
             deadline_s = self.settings.decision_deadline_ms / 1e3
             try:

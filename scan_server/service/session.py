@@ -114,6 +114,11 @@ class Session:
         return sum(len(p) for p in self.positions)
 
     @property
+    def remaining(self) -> int:
+        """Positions of the budget not acquired yet (0 when the scan is done)."""
+        return max(self.spec.total_positions - self.acquired, 0)
+
+    @property
     def next_seq(self) -> int:
         return len(self.positions)
 

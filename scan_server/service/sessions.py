@@ -186,10 +186,9 @@ class SessionManager:
 
     def answer(self, session: Session, seq: int, timings: Timings, started: float) -> PositionsReply:
         """Decide (within the deadline, else Halton points), store the reply, then return it."""
-        remaining = session.spec.total_positions - session.acquired
         positions, fallback, timings = self.decider.answer(session, seq, timings, started)
         reply = PositionsReply(session_id=session.id, seq=seq, positions_angstrom=positions.tolist(),
-                               done=remaining <= 0, fallback=fallback, timings=timings)
+                               done=session.remaining == 0, fallback=fallback, timings=timings)
         session.folder.save_reply(reply, timings.total_ms)
         with session.lock:
             session.replies[seq] = reply
