@@ -17,6 +17,7 @@ import numpy as np
 from . import __version__
 from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
+from .policy import DEFAULT_MODEL
 from .scanning.registry import BASELINE_STRATEGIES, HALTON
 
 if TYPE_CHECKING:
@@ -122,10 +123,10 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train the policy: cae, then pretrain, then rl",
+    p = commands.add_parser("train", help="train the policy: cae, then pretrain, then rl; value-map on any of them",
                             description="One training stage into a run folder (stages chain). Scales out with "
                                         "`torchrun --nproc_per_node N -m scan_server.cli train …`.")
-    p.add_argument("stage", choices=("cae", "pretrain", "rl"))
+    p.add_argument("stage", choices=("cae", "pretrain", "rl", "value-map"))
     p.add_argument("--preset", default="cpu", help="cpu or paper (model size and defaults)")
     p.add_argument("--data", type=Path, required=True, help="folder of training recordings (any format)")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, curves, model)")
@@ -191,7 +192,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others need a token)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
     p.add_argument("--zmq-port", type=int, help="ZeroMQ port (default 5555)")
-    p.add_argument("--model", help="model name in models/ or a folder ('' for none; default mos2-cpu-v1)")
+    p.add_argument("--model", help=f"model name in models/ or a folder ('' for none; default {DEFAULT_MODEL})")
     p.add_argument("--data-dir", type=Path, help="session recordings and index (default ./sessions)")
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
 

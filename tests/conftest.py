@@ -21,6 +21,7 @@ from scan_server.io.canonical import read_recording
 from scan_server.physics.simulate import preset, simulate_recording
 from scan_server.policy.model import AdaptiveModel, ModelSettings
 from scan_server.policy.model_folder import ModelFolder
+from scan_server.policy.value_map import ValueMapSettings
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,10 +74,11 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models/tiny: a randomly initialised tiny model (10 positions per step)."""
+    """models/tiny: a randomly initialised tiny model (10 positions per step) with a value map."""
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    tiny = ModelSettings.from_preset("tiny")
+    model = AdaptiveModel(ModelSettings(tiny.preset, tiny.encoder, tiny.policy, ValueMapSettings(map_px=32)))
     ModelFolder(folder / "tiny").save(model, {"name": "tiny", "settings": model.settings.as_dict()})
     return folder
 

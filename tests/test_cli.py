@@ -135,6 +135,7 @@ def test_evaluate_replay_and_demo_share_their_defaults_and_show_them():
     """The scored reconstructions of `evaluate`, `scan-client replay` and the demo use one default,
     converged like the full-data reference, and `--help` prints it."""
     from scan_server.emulation.cli import build_parser as client_parser
+    from scan_server.emulation.demo import DEMO_POSITIONS
 
     from scan_server.cli import build_parser
     from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS
@@ -145,7 +146,8 @@ def test_evaluate_replay_and_demo_share_their_defaults_and_show_them():
     replay = client_parser().parse_args(["replay", "x.h5", "--server", "http://h", "--out", "o"])
     demo = client_parser().parse_args(["demo"])
     assert evaluate.final_iterations == replay.final_iterations == demo.final_iterations == DEFAULT_FINAL_ITERATIONS
-    assert evaluate.positions == [replay.positions] == [demo.positions] == [250]
+    assert evaluate.positions == replay.positions == [250]
+    assert demo.positions == list(DEMO_POSITIONS) and 250 in demo.positions
     for command in (["scan_server.cli", "evaluate"], ["scan_server.emulation.cli", "replay"], ["scan_server.emulation.cli", "demo"]):
         shown = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True, text=True).stdout
         assert f"(default: {DEFAULT_FINAL_ITERATIONS})" in " ".join(shown.split())

@@ -13,6 +13,8 @@ from scan_client.errors import ScanClientError
 from ..cli import add_metadata_options, metadata_overrides, report_errors
 from ..errors import ParameterError, ScanServerError
 from ..evaluation import DEFAULT_FINAL_ITERATIONS
+from ..policy import DEFAULT_MODEL
+from .demo import DEMO_POSITIONS
 from .recorded import STRATEGIES
 
 
@@ -26,8 +28,10 @@ def _replay_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("recordings", type=Path, nargs="+")
     p.add_argument("--server", required=True, help="HTTP URL of the server, e.g. http://127.0.0.1:8000")
     p.add_argument("--token", help="bearer token (default: $SCAN_SERVER_TOKEN)")
-    p.add_argument("--strategy", default="all", choices=(*STRATEGIES, "all"), help="strategy to replay")
-    p.add_argument("--positions", type=int, default=250, help="positions per scan")
+    p.add_argument("--strategy", default="all", choices=(*STRATEGIES, "all"),
+                   help="strategy to replay (all: every one the server offers)")
+    p.add_argument("--positions", type=int, nargs="+", default=[250],
+                   help="positions per scan; several: a dose–quality curve (250 must be one of them)")
     p.add_argument("--final-iterations", type=int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of each scored reconstruction (30: converged; 5: the paper's protocol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")
@@ -50,10 +54,11 @@ def _demo_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="the closed loop end to end: simulate, serve, replay every strategy, report",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--positions", type=int, default=250, help="positions per scan")
+    p.add_argument("--positions", type=int, nargs="+", default=list(DEMO_POSITIONS),
+                   help="positions per scan: the dose–quality curve's counts (250 must be one of them)")
     p.add_argument("--final-iterations", type=int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of each scored reconstruction (30: converged; 5: the paper's protocol)")
-    p.add_argument("--model", default="mos2-cpu-v1", help="model in models/ ('' for baselines only)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model in models/ ('' for baselines only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,14 +87,14 @@ def run_replay(args: argparse.Namespace) -> None:
     from ..io.open import open_recording
     from .recorded import replay
 
-    if args.positions < 1 or args.final_iterations < 1:
+    if min(args.positions) < 1 or args.final_iterations < 1:
         raise ParameterError("--positions and --final-iterations must be positive")
     overrides = metadata_overrides(args)
     acquisitions = [open_recording(path, overrides, args.metadata) for path in args.recordings]
-    strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
     token = args.token or os.environ.get("SCAN_SERVER_TOKEN")
     with ScanClient(args.server, token, timeout_s=args.timeout) as client:
-        client.health()
+        served = client.health()["strategies"]  # all: every strategy this server offers now
+        strategies = served if args.strategy == "all" else [args.strategy]
         report = replay(client, acquisitions, _names(args.recordings), strategies, args.positions,
                         args.final_iterations, args.out, args.seed, choose_device(args.device))
     print((args.out / "report.md").read_text())

@@ -1,10 +1,12 @@
 """``make demo``: the closed loop on two simulated recordings the model never saw.
 
-Simulates two MoS2 recordings (the paper's geometry; seeds far from the training and
-evaluation seeds), starts ``scan-server serve`` with the shipped model in the background,
-replays both recordings through it with every strategy (adaptive, Halton, random, sparse
-raster; 250 positions in 5 steps of 50), scores the visited patterns as ``scan-server
-evaluate`` does, prints the table and writes the figures, then stops the server.
+Simulates two recordings in the paper's geometry (seeds far from the training and
+evaluation seeds): a homogeneous MoS2 film and an MoS2 island with vacuum around it (where
+the value map can save dose; on the film it must do no harm). Starts ``scan-server serve``
+with the shipped model in the background, replays both recordings through it with every
+strategy it serves (the default value map, the GRU policy, Halton, random, sparse raster;
+250 positions in 5 steps of 50), scores the visited patterns as ``scan-server evaluate``
+does, prints the table and writes the figures, then stops the server.
 """
 
 from __future__ import annotations
@@ -20,22 +22,25 @@ from ..device import choose_device
 from ..evaluation import DEFAULT_FINAL_ITERATIONS
 from ..io.canonical import read_recording
 from ..physics.simulate import preset, simulate_recording
-from ..scanning.registry import ADAPTIVE
+from ..policy import DEFAULT_MODEL
 from .local_server import LocalServer
-from .recorded import STRATEGIES, replay
+from .recorded import replay
 
-DEMO_SEEDS = (20261124, 20261125)
+#: the counts of the demo's dose–quality curves (the dose ratios take Halton's at 250 as the target)
+DEMO_POSITIONS = (100, 150, 200, 250, 300)
+#: (specimen family, seed) of the demo's recordings
+DEMO_RECORDINGS = (("film", 20261124), ("island", 20261125))
 
 
-def run_demo(out: Path, positions: int = 250, final_iterations: int = DEFAULT_FINAL_ITERATIONS,
-             model: str = "mos2-cpu-v1", models_dir: Path = Path("models")) -> dict:
+def run_demo(out: Path, positions: int | list[int] = list(DEMO_POSITIONS), final_iterations: int = DEFAULT_FINAL_ITERATIONS,
+             model: str = DEFAULT_MODEL, models_dir: Path = Path("models")) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for seed in DEMO_SEEDS:
-        path = out / "recordings" / f"mos2_{seed}.h5"
+    for family, seed in DEMO_RECORDINGS:
+        path = out / "recordings" / f"{family}_{seed}.h5"
         if not path.exists():
             started = time.perf_counter()
-            simulate_recording(preset("paper"), seed, path)
+            simulate_recording(preset("paper", family=family), seed, path)
             print(f"simulated {path} (10,000 patterns) in {time.perf_counter() - started:.1f} s")
         paths.append(path)
     acquisitions = [read_recording(p) for p in paths]
@@ -43,7 +48,7 @@ def run_demo(out: Path, positions: int = 250, final_iterations: int = DEFAULT_FI
                          decision_deadline_ms="0")
     with server:
         health = httpx.get(f"{server.url}/health").json()
-        strategies = list(STRATEGIES) if health["model_loaded"] else [s for s in STRATEGIES if s != ADAPTIVE]
+        strategies = health["strategies"]
         print(f"server {server.url}: model {health['model'] or 'none'} on {health['device']}"
               + ("" if health["model_loaded"] else f" ({health['model_error']}; baselines only)"))
         with ScanClient(server.url, server.token, timeout_s=120) as client:

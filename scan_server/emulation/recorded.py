@@ -27,6 +27,7 @@ from ..evaluation.evaluate import (
     write_outputs,
 )
 from ..scanning.registry import ADAPTIVE, SERVED_STRATEGIES
+from ..scanning.registry import STRATEGIES as REGISTRY
 from ..scanning.virtual_microscope import VirtualMicroscope
 
 STRATEGIES = SERVED_STRATEGIES
@@ -83,8 +84,11 @@ class Latencies:
 
 
 def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str], strategies: list[str],
-           positions: int, final_iterations: int, out: Path, seed: int, device) -> dict:
-    """Replay every recording with every strategy; write report.json/md, figures, positions."""
+           positions: int | list[int], final_iterations: int, out: Path, seed: int, device) -> dict:
+    """Replay every recording with every strategy; write report.json/md, figures, positions.
+    ``positions``: one count, or several (a dose–quality curve: a sequential strategy's session
+    runs to the largest and is scored on its prefixes; any other gets a session per count)."""
+    plan = DosePlan.of([positions] if isinstance(positions, int) else positions)
     subsequence = 50
     if ADAPTIVE in strategies:
         subsequence = int(client.model()["settings"]["policy"]["subsequence"])
@@ -93,19 +97,24 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
     for i, (name, acquisition) in enumerate(tqdm(list(zip(names, acquisitions)), desc="replay", unit="recording")):
         chosen = {}
         for strategy in strategies:
-            microscope = RecordedMicroscope(acquisition)
-            result = run_scan(microscope, client, spec_for(acquisition, strategy, positions, subsequence, seed + i,
-                                                           label=f"replay of {name}"))
-            chosen[strategy] = {positions: microscope.visited}
-            latencies.add(strategy, result.latencies_ms, result.fallbacks)
-            warnings += [f"{name}, {strategy}: {w}" for w in result.warnings]
+            counts = [plan.largest] if REGISTRY[strategy].sequential else list(plan.positions)
+            chosen[strategy] = {}
+            for count in counts:
+                microscope = RecordedMicroscope(acquisition)
+                result = run_scan(microscope, client, spec_for(acquisition, strategy, count, subsequence, seed + i,
+                                                               label=f"replay of {name}"))
+                chosen[strategy][count] = microscope.visited
+                latencies.add(strategy, result.latencies_ms, result.fallbacks)
+                warnings += [f"{name}, {strategy}: {w}" for w in result.warnings]
+            if REGISTRY[strategy].sequential:
+                chosen[strategy] = {c: chosen[strategy][plan.largest][:c] for c in plan.positions}
         full = ground_truth(acquisition, device, progress=True)
-        results.append(score_strategies(acquisition, full, chosen, final_iterations, positions, device,
-                                        progress=True))
-    report = summarise(results, DosePlan.of([positions]), final_iterations, names, subsequence)
+        results.append(score_strategies(acquisition, full, chosen, final_iterations, plan.reference_positions,
+                                        device, progress=True))
+    report = summarise(results, plan, final_iterations, names, subsequence)
     report["latency_ms"] = latencies.summary()
     report["warnings"] = warnings
     report["server"] = client.url
-    report["model"] = client.health().get("model") if ADAPTIVE in strategies else None
+    report["model"] = client.health().get("model") if any(REGISTRY[s].needs_model for s in strategies) else None
     write_outputs(out, report, results, names)
     return report

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
+from ..physics.detector_signals import recording_dark_field
 from ..physics.reconstruct import (
     GROUND_TRUTH_ITERATIONS,
     Reconstruction,
@@ -35,6 +36,7 @@ from ..physics.reconstruct import (
     reconstruct_subsets,
 )
 from ..policy.model import AdaptiveModel
+from ..policy.strategy import learned_strategy
 from ..rollout import EpisodeBatch, rollout
 from ..scanning.acquire import run_strategy
 from ..scanning.registry import (
@@ -43,6 +45,7 @@ from ..scanning.registry import (
     HALTON,
     REFERENCE_STRATEGIES,
     STRATEGIES,
+    VALUE_MAP,
     StrategyContext,
     build_strategy,
 )
@@ -163,30 +166,37 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
                            acquisition.positions_angstrom, family)
 
 
-def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, reference: ScoreReference
-                  ) -> np.ndarray:
-    """Indices of a strategy that needs no reconstruction (a baseline or a reference) played on
-    the recording to ``count`` positions, in acquisition order."""
+def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, reference: ScoreReference,
+                  model: AdaptiveModel | None = None, dark_field: np.ndarray | None = None) -> np.ndarray:
+    """Indices of a strategy that decides without a reconstruction (a baseline, a reference,
+    the value map) played on the recording to ``count`` positions, in acquisition order."""
     microscope = VirtualMicroscope(acquisition.positions_angstrom)
     context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
+                              learned=None if model is None else lambda strategy: learned_strategy(model, strategy),
                               material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
-    return run_strategy(build_strategy(name, context), microscope, count)
+    return run_strategy(build_strategy(name, context), microscope, count, dark_field=dark_field)
+
+
+def evaluated_strategies(model: AdaptiveModel | None) -> list[str]:
+    """The strategies an evaluation compares: every served one the model (if any) allows, and
+    the references."""
+    return [name for name in EVALUATED
+            if not STRATEGIES[name].needs_model or (model is not None and name in model.strategies)]
 
 
 def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
                      reference: ScoreReference, device: torch.device) -> dict[str, dict[int, np.ndarray]]:
     """Every strategy's recorded patterns at every count of the plan: a sequential one run once
-    to the largest count (its prefixes), the others planned per count; ``adaptive`` only with a
-    model (its own Halton start, through the rollout)."""
+    to the largest count (its prefixes), the others planned per count; the learned ones only
+    with a model (with its own Halton start; ``adaptive`` through the batched rollout)."""
     chosen = {}
-    for name in EVALUATED:
-        entry = STRATEGIES[name]
-        if entry.needs_model:
-            if model is not None:
-                run = _adaptive_indices(acquisition, model, plan.largest, device)
-                chosen[name] = {c: run[:c] for c in plan.positions}
-        elif entry.sequential:
-            run = _recorded_run(name, acquisition, plan.largest, seed, reference)
+    dark_field = recording_dark_field(acquisition) if model is not None and VALUE_MAP in model.strategies else None
+    for name in evaluated_strategies(model):
+        if name == ADAPTIVE:
+            run = _adaptive_indices(acquisition, model, plan.largest, device)  # type: ignore[arg-type]
+            chosen[name] = {c: run[:c] for c in plan.positions}
+        elif STRATEGIES[name].sequential:
+            run = _recorded_run(name, acquisition, plan.largest, seed, reference, model, dark_field)
             chosen[name] = {c: run[:c] for c in plan.positions}
         else:
             chosen[name] = {c: _recorded_run(name, acquisition, c, seed, reference) for c in plan.positions}

@@ -51,8 +51,10 @@ def export_model(run: Path, models: Path, name: str, evaluation: Path | None = N
         raise ParameterError(f"{target} exists: choose another --name, or --replace to overwrite it")
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / MODEL_FILE, target / MODEL_FILE)
-    card = dict(source.read_card().document)
-    card.update({"name": name, "weights_sha256": ModelFolder(target).weights_sha256()})
+    parsed = source.read_card()
+    card = dict(parsed.document)
+    card.update({"name": name, "weights_sha256": ModelFolder(target).weights_sha256(),
+                 "strategies": list(parsed.settings.strategies)})
     if evaluation is not None:
         if not evaluation.is_file():
             raise ParameterError(f"{evaluation}: no such evaluation report")

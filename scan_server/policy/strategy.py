@@ -12,14 +12,28 @@ import torch
 
 from ..errors import ParameterError
 from ..scanning.baselines import halton_unit
-from ..scanning.registry import ADAPTIVE
-from ..scanning.state import ScanState
+from ..scanning.registry import ADAPTIVE, VALUE_MAP
+from ..scanning.state import ScanState, ScanStrategy
 from .model import AdaptiveModel
 from .step import encode_and_decide
+from .value_map import ValueMapScan
+
+
+def learned_strategy(model: AdaptiveModel, name: str, seed: int | None = None) -> ScanStrategy:
+    """A new session of one of the model's learned strategies (``model.strategies``); ``seed``:
+    its Halton sequence's (default: the model's)."""
+    seed = model.settings.policy.halton_seed if seed is None else seed
+    if name == ADAPTIVE:
+        return AdaptiveScan(model, seed)
+    if name == VALUE_MAP and model.value_map is not None and model.settings.value_map is not None:
+        return ValueMapScan(model.value_map, model.settings.value_map, seed)
+    raise ParameterError(f"this model serves {', '.join(model.strategies)}, not {name!r} "
+                         f"(a value map comes with v2 models: `scan-server train value-map`)")
 
 
 class AdaptiveScan:
     name = ADAPTIVE
+    needs_reconstruction = True
 
     def __init__(self, model: AdaptiveModel, seed: int | None = None) -> None:
         self.model = model

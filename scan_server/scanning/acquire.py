@@ -13,15 +13,19 @@ from .virtual_microscope import VirtualMicroscope
 
 
 def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
-                 per_step: int = 50) -> np.ndarray:
+                 per_step: int = 50, dark_field: np.ndarray | None = None) -> np.ndarray:
     """Acquire ``total`` positions in sub-sequences of ``per_step``; returns the recording
-    indices used, in acquisition order."""
+    indices used, in acquisition order. ``dark_field``: the dark-field fraction (N,) of every
+    recorded pattern, shown to the strategy for the patterns it acquired."""
     indices: list[np.ndarray] = []
     acquired = np.empty((0, 2))
     step = 0
     while len(acquired) < total:
         count = min(per_step, total - len(acquired))
-        proposal = strategy.next_positions(ScanState(acquired, None, step), count)
+        seen = dark_field[np.concatenate(indices)] if dark_field is not None and indices else None
+        state = ScanState(acquired, None, step, dark_field_fraction=seen,
+                          extent_angstrom=microscope.field.extent_angstrom)
+        proposal = strategy.next_positions(state, count)
         chosen = microscope.nearest_unused(microscope.to_angstrom(proposal))
         indices.append(chosen)
         acquired = np.concatenate([acquired, microscope.to_unit(microscope.recorded[chosen])])

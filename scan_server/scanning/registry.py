@@ -7,8 +7,9 @@ service's schema takes its names from here), ``reference`` (knows the answer: ev
 only, labelled as a reference, never served) and ``needs_model`` (built from the served
 or evaluated model). Adding a strategy: one module with its class, one entry below.
 
-The learned strategy is built by the caller that holds the model (the context's
-``learned`` factory), so this layer never imports the policy: arrows run downwards.
+The learned strategies (``adaptive``, ``value-map``) are built by the caller that holds the
+model (the context's ``learned`` factory, by name), so this layer never imports the policy:
+arrows run downwards.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from .state import ScanStrategy
 @dataclass(frozen=True)
 class StrategyContext:
     """What a strategy is built from: the positions of the whole scan, the seed, the
-    recorded raster's shape (for ``full``), a factory of the learned strategy (for
-    ``adaptive``: the served or evaluated model's) and, for a reference, where the answer
+    recorded raster's shape (for ``full``), a factory of the learned strategies (name →
+    strategy of the served or evaluated model) and, for a reference, where the answer
     shows material ((n, 2) unit positions → (n,) bool)."""
 
     total_positions: int
     seed: int = 0
     scan_shape: tuple[int, int] | None = None
-    learned: Callable[[], ScanStrategy] | None = None
+    learned: Callable[[str], ScanStrategy] | None = None
     material_at_unit: Callable[[np.ndarray], np.ndarray] | None = None
 
 
@@ -49,17 +50,21 @@ class StrategyEntry:
     needs_model: bool = False
 
 
-#: the learned strategy's name (its class lives in the policy, above this layer); every other
-#: name is its class's ``name``
+#: the learned strategies' names (their classes live in the policy, above this layer); every
+#: other name is its class's ``name``
 ADAPTIVE = "adaptive"
+VALUE_MAP = "value-map"
 HALTON = HaltonScan.name
 ORACLE_MATERIAL = OracleMaterialScan.name
 
 
-def _adaptive(context: StrategyContext) -> ScanStrategy:
-    if context.learned is None:
-        raise ParameterError("the adaptive strategy needs a model")
-    return context.learned()
+def _learned(name: str) -> Callable[[StrategyContext], ScanStrategy]:
+    def build(context: StrategyContext) -> ScanStrategy:
+        if context.learned is None:
+            raise ParameterError(f"the {name} strategy needs a model")
+        return context.learned(name)
+
+    return build
 
 
 def _full(context: StrategyContext) -> ScanStrategy:
@@ -75,7 +80,10 @@ def _oracle_material(context: StrategyContext) -> ScanStrategy:
 
 
 STRATEGIES: dict[str, StrategyEntry] = {entry.name: entry for entry in (
-    StrategyEntry(ADAPTIVE, _adaptive, "the learned policy (Halton start, then the model's positions)",
+    StrategyEntry(VALUE_MAP, _learned(VALUE_MAP), "the model's value map of the patterns' evidence: Halton "
+                  "points picked greedily by value and coverage, the Halton continuation where the map is flat",
+                  sequential=True, needs_model=True),
+    StrategyEntry(ADAPTIVE, _learned(ADAPTIVE), "the learned GRU policy (Halton start, then the model's positions)",
                   sequential=True, needs_model=True),
     StrategyEntry(HALTON, lambda c: HaltonScan(c.seed), "the scrambled Halton sequence", sequential=True),
     StrategyEntry(RandomScan.name, lambda c: RandomScan(c.total_positions, c.seed), "uniformly random positions",

@@ -10,7 +10,7 @@ live microscope (continuous positions) and a recording (through the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,13 +18,16 @@ import numpy as np
 @dataclass(frozen=True)
 class ScanState:
     """What a strategy may look at: the positions acquired so far (P, 2) in [0, 1]², the
-    current reconstruction (H, W) complex or ``None``, the step number, and the pixel
-    region of the reconstruction that is the scanned field of view."""
+    current reconstruction (H, W) complex or ``None``, the step number, the pixel region of
+    the reconstruction that is the scanned field of view, the acquired patterns' dark-field
+    fractions (P,) (``physics.detector_signals``) and the field of view's extent (y, x) in Å."""
 
     positions_unit: np.ndarray
     reconstruction: np.ndarray | None
     step: int
     region: tuple[slice, slice] | None = None
+    dark_field_fraction: np.ndarray | None = None
+    extent_angstrom: tuple[float, float] | None = None
 
 
 class ScanStrategy(Protocol):
@@ -33,3 +36,20 @@ class ScanStrategy(Protocol):
     def next_positions(self, state: ScanState, count: int) -> np.ndarray:
         """The next ``count`` positions, (count, 2) (y, x) in [0, 1]²."""
         ...
+
+
+def needs_reconstruction(strategy: ScanStrategy) -> bool:
+    """Whether the strategy looks at ``ScanState.reconstruction`` (then the caller makes one
+    before each decision; the others decide without)."""
+    return bool(getattr(strategy, "needs_reconstruction", False))
+
+
+@runtime_checkable
+class StatefulStrategy(Protocol):
+    """A strategy whose decisions depend on more than the acquired positions (a GRU's hidden
+    state, the Halton points a value map skipped): the service persists that state after each
+    decision and restores it when a session resumes."""
+
+    def policy_state(self) -> np.ndarray | None: ...
+
+    def restore_policy_state(self, state: np.ndarray | None) -> None: ...

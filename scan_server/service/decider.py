@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from ..physics.reconstruct import reconstruct_sets
-from ..policy.strategy import AdaptiveScan
 from ..scanning.baselines import halton_unit
-from ..scanning.state import ScanState
+from ..scanning.state import ScanState, StatefulStrategy, needs_reconstruction
 from .prometheus_metrics import ServiceMetrics
 from .schemas import Timings
 from .session import Decision, Session
@@ -75,18 +74,23 @@ class Decider:
         return potential
 
     def _decide(self, session: Session, seq: int, count: int) -> Decision:
-        """Reconstruct (adaptive only: the baselines do not look) and ask the strategy."""
+        """Reconstruct (only for a strategy that looks at it) and ask the strategy."""
         t0 = time.perf_counter()
-        adaptive = isinstance(session.strategy, AdaptiveScan)
-        potential = self.reconstruct(session) if adaptive else None
+        strategy = session.strategy
+        looks = needs_reconstruction(strategy)
+        potential = self.reconstruct(session) if looks else None
         t1 = time.perf_counter()
-        acquired = session.unit(np.concatenate(session.positions))
-        state = ScanState(acquired, potential, len(session.positions), session.geometry.region)
-        unit = session.strategy.next_positions(state, session.spec.subsequence if adaptive else count)[:count]
+        with session.lock:
+            acquired = session.unit(np.concatenate(session.positions))
+            dark_field = np.concatenate(session.dark_field)
+        state = ScanState(acquired, potential, len(session.positions), session.geometry.region, dark_field,
+                          session.geometry.field.extent_angstrom)
+        # the GRU proposes a whole sub-sequence; the last step keeps what the budget allows
+        unit = strategy.next_positions(state, session.spec.subsequence if looks else count)[:count]
         t2 = time.perf_counter()
         self.metrics.observe("reconstruct", t1 - t0)
         self.metrics.observe("decide", t2 - t1)
-        policy_state = session.strategy.policy_state() if adaptive else None
+        policy_state = strategy.policy_state() if isinstance(strategy, StatefulStrategy) else None
         if policy_state is not None:
             session.folder.save_policy_state(seq, policy_state)
         return Decision(session.angstrom(unit), 1e3 * (t1 - t0), 1e3 * (t2 - t1))

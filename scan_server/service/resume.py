@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..policy.strategy import AdaptiveScan
-from ..scanning.state import ScanStrategy
+from ..scanning.state import ScanStrategy, StatefulStrategy
 from .schemas import AcquisitionSpec
 from .session import Geometry, Session
 from .store import SessionFolder
@@ -28,12 +27,11 @@ def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStra
     session = Session(record, folder, strategy, Geometry.of(record.spec, max_object_px), halton_seed)
     folder.reopen(record.spec, batches)
     for batch in batches:
-        session.frames.append(batch.frames)
-        session.positions.append(batch.positions_angstrom)
+        session.add_batch(batch.frames, batch.positions_angstrom)
     session.replies = replies
     session.updated_at = time.time()
     last = len(batches) - 1
-    if isinstance(strategy, AdaptiveScan):
+    if isinstance(strategy, StatefulStrategy):
         answered = last if last in replies else last - 1   # the state after the last answered step
         strategy.restore_policy_state(folder.load_policy_state(up_to=answered))
     if last in replies:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scan_client.protocol import ENCODINGS, FRAME_DTYPES, PROTOCOL_VERSION
 
-from ..scanning.registry import ADAPTIVE, SERVED_STRATEGIES
+from ..scanning.registry import SERVED_STRATEGIES, VALUE_MAP
 
 #: the strategies a session may ask for: the registry's served ones
 Strategy = Literal[SERVED_STRATEGIES]  # type: ignore[valid-type]
@@ -44,7 +44,7 @@ class AcquisitionSpec(_Strict):
     detector_sampling_inv_angstrom: float = Field(gt=0, le=10, description="detector pixel in Å⁻¹")
     total_positions: int = Field(250, ge=1, description="the session's budget of probe positions")
     subsequence: int = Field(50, ge=1, le=10000, description="positions per reply")
-    strategy: Strategy = ADAPTIVE
+    strategy: Strategy = VALUE_MAP
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the random/Halton sequences")
     electrons_per_pattern: float | None = Field(None, gt=0, description="beam current per pattern (metadata)")
     label: str = Field("", max_length=200, description="free text kept with the recording")
@@ -109,6 +109,8 @@ class Health(BaseModel):
     model_loaded: bool
     model: str | None
     model_error: str | None = Field(None, description="why no model is loaded, when none is")
+    strategies: list[str] = Field(description="the strategies a session may use now: the loaded model's and the "
+                                              "baselines, in the order reports show them")
     device: str
     data_endpoint: str | None
     open_sessions: int

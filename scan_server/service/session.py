@@ -16,13 +16,14 @@ import numpy as np
 
 from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
+from ..physics.detector_signals import bright_field_disc, dark_field_fraction
 from ..policy.model import AdaptiveModel
 from ..policy.model_folder import ModelCard
 from ..scanning.field_of_view import FieldOfView
 from ..scanning.state import ScanStrategy
 from .errors import ErrorCode, ServiceError
 from .schemas import AcquisitionSpec, PositionsReply, SessionStatus, Status, Timings
-from .store import SessionFolder, SessionRecord
+from .store import SessionFolder, SessionRecord, optics_of
 
 #: Reported positions may land this fraction of the field of view outside it (scan coils).
 POSITION_TOLERANCE = 0.1
@@ -50,12 +51,14 @@ class Decision:
 @dataclass(frozen=True)
 class Geometry:
     """A session's reconstruction geometry: detector sampling, object grid (the field of view
-    and a margin for landings outside it), the field of view and its pixels."""
+    and a margin for landings outside it), the field of view and its pixels, and the
+    detector's bright-field disc (M, M) bool."""
 
     sampling: SamplingGeometry
     grid: ObjectGrid
     field: FieldOfView
     region: tuple[slice, slice]
+    bright_field: np.ndarray
 
     @classmethod
     def of(cls, spec: AcquisitionSpec, max_object_px: int) -> Geometry:
@@ -70,7 +73,8 @@ class Geometry:
             raise ServiceError(ErrorCode.unsupported_spec, f"the reconstruction grid would be {list(grid.shape_px)} px "
                                f"(field of view / pixel {sampling.pixel_size_angstrom:.3f} Å); the server's limit is "
                                f"{max_object_px} px a side (max_object_px)")
-        return cls(sampling, grid, field, field.region(grid))
+        disc = bright_field_disc(spec.detector_px, spec.detector_sampling_inv_angstrom, optics_of(spec))
+        return cls(sampling, grid, field, field.region(grid), disc)
 
 
 class Session:
@@ -86,6 +90,7 @@ class Session:
         self.halton_seed = halton_seed
         self.frames: list[np.ndarray] = []
         self.positions: list[np.ndarray] = []
+        self.dark_field: list[np.ndarray] = []
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
         self.status = Status.open
@@ -95,6 +100,13 @@ class Session:
         self.pending: Future | None = None
         self.lock = threading.RLock()
         self._reconstruction: tuple[int, np.ndarray] | None = None
+
+    def add_batch(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
+        """Keep a stored batch: frames (n, M, M), positions (n, 2) Å and the patterns'
+        dark-field fractions (n,). Call with the lock."""
+        self.frames.append(frames)
+        self.positions.append(positions_angstrom)
+        self.dark_field.append(dark_field_fraction(frames, self.geometry.bright_field))
 
     def cached_reconstruction(self) -> np.ndarray | None:
         """The reconstruction of everything acquired so far, if one was made since."""

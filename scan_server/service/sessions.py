@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..policy.strategy import AdaptiveScan
-from ..scanning.registry import BASELINE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
+from ..policy.strategy import learned_strategy
+from ..scanning.registry import ADAPTIVE, BASELINE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decider import Decider
 from .decode import decode_frames, decode_positions
@@ -80,15 +80,18 @@ class SessionManager:
                 raise ServiceError(ErrorCode.model_unavailable,
                                    f"no model is loaded ({self.loaded.error}); open one of the baseline sessions "
                                    f"({', '.join(BASELINE_STRATEGIES)}), or install a model in models/")
+            if spec.strategy not in model.strategies:
+                raise ServiceError(ErrorCode.model_unavailable, f"the model {self.loaded.name} serves "
+                                   f"{', '.join(model.strategies)}, not {spec.strategy}")
             n = model.settings.policy.subsequence
-            if spec.subsequence != n:
+            if spec.strategy == ADAPTIVE and spec.subsequence != n:
                 raise ServiceError(ErrorCode.unsupported_spec, f"the model {self.loaded.name} proposes {n} positions "
                                    f"per step; set subsequence to {n}")
         context = StrategyContext(spec.total_positions, spec.seed,
-                                  learned=None if model is None else lambda: AdaptiveScan(model))
+                                  learned=None if model is None else lambda name: learned_strategy(model, name))
         strategy = build_strategy(spec.strategy, context)
-        # the learned strategy starts with its model's Halton sequence: its fallbacks continue that one
-        return strategy, strategy.seed if isinstance(strategy, AdaptiveScan) else spec.seed
+        # a learned strategy starts with its model's Halton sequence: its fallbacks continue that one
+        return strategy, model.settings.policy.halton_seed if STRATEGIES[spec.strategy].needs_model else spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
         card = self.loaded.card
@@ -176,8 +179,7 @@ class SessionManager:
                                "state unchanged, retry") from exc
         t2 = time.perf_counter()
         with session.lock:
-            session.frames.append(frames)
-            session.positions.append(positions)
+            session.add_batch(frames, positions)
             session.updated_at = time.time()
         self.metrics.observe("decode", t1 - t0)
         self.metrics.observe("persist", t2 - t1)

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..errors import ParameterError
+from ..policy import DEFAULT_MODEL
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -38,7 +39,7 @@ class ServiceSettings(BaseSettings):
     token: SecretStr | None = Field(None, description="bearer token required on every route but /health "
                                                       "and in every ZeroMQ header")
     models_dir: Path = Field(Path("models"), description="folder of installed models")
-    model: str | None = Field("mos2-cpu-v1", description="model folder name in models_dir, or a path; "
+    model: str | None = Field(DEFAULT_MODEL, description="model folder name in models_dir, or a path; "
                                                          "empty: no model (baselines only)")
     device: str = Field("auto", description="auto, cpu or cuda[:N]")
     data_dir: Path = Field(Path("sessions"), description="session recordings and the SQLite index")

@@ -1,5 +1,6 @@
-"""``scan-server train cae|pretrain|rl``: one stage into a run folder; stages chain (each
-starts from the run's latest ``model.safetensors``). With ``torchrun`` every process
+"""``scan-server train cae|pretrain|rl|value-map``: one stage into a run folder; stages chain
+(each starts from the run's latest ``model.safetensors``; ``value-map`` adds a value map to
+the run's model and trains only it). With ``torchrun`` every process
 plays its own episodes and DDP averages the gradients; on one CPU it is one process."""
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ from ..errors import ParameterError
 from ..policy.model import AdaptiveModel, ModelSettings
 from ..policy.model_folder import CARD_FILE, ModelFolder
 from ..policy.recurrent import ScanPolicy
-from . import cae, pretrain, reinforce
+from ..policy.value_map import ValueMapNet, ValueMapSettings
+from . import cae, pretrain, reinforce, value_map
 from .data import TrainingData
 from .run import Distributed, checkpoint_paths, run_stage
 from .settings import STAGE_DEFAULTS, TrainSettings
 
-STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce}
+STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce, "value-map": value_map}
+
+
+def _with_value_map(model: AdaptiveModel, seed: int) -> AdaptiveModel:
+    """The model with a new, untrained value map (when it has none yet)."""
+    if model.value_map is None:
+        torch.manual_seed(seed)
+        model.settings = replace(model.settings, value_map=ValueMapSettings())
+        model.value_map = ValueMapNet(model.settings.value_map).to(next(model.parameters()).device)
+    return model
 
 
 def stage_settings(stage: str, preset: str, **given: object) -> TrainSettings:
@@ -83,12 +94,17 @@ def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, dev
     """Run one stage; returns the model card's path in the main process (None elsewhere).
     ``subsequence``: positions per step when it differs from the preset's (see ``_model_for``)."""
     if stage not in STAGES:
-        raise ParameterError(f"unknown stage {stage!r}: choose cae, pretrain or rl")
+        raise ParameterError(f"unknown stage {stage!r}: choose {', '.join(STAGES)}")
     distributed = Distributed.from_environment()
     data = TrainingData(data_folder, distributed.rank, distributed.world, device)
     model, card = _model_for(run, stage, settings, device, subsequence)
     if stage == "cae":
         parameters, network = model.autoencoder.parameters(), distributed.wrap(model.autoencoder)
+    elif stage == "value-map":
+        model = _with_value_map(model, settings.seed)
+        model.requires_grad_(False)
+        model.value_map.requires_grad_(True)  # type: ignore[union-attr]
+        parameters, network = model.value_map.parameters(), distributed.wrap(model.value_map)  # type: ignore[union-attr]
     else:
         model.autoencoder.requires_grad_(False)
         model.policy.settings = replace(model.policy.settings, sigma=settings.sigma)
@@ -98,10 +114,14 @@ def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, dev
     # an installed model's card also holds its weights' sha256 and evaluations: both describe weights this
     # stage is about to change
     stale = ("settings", "weights_sha256", "evaluations")
+    described = data.describe()
+    # the card's "data" is the latest stage's; earlier stages that do not name theirs used it
+    previous = {name: {"data": card["data"], **entry} if "data" in card else entry
+                for name, entry in card.get("training", {}).items()}
     card = {"name": run.name, "version": __version__, **{k: v for k, v in card.items() if k not in stale},
             "settings": model.settings.as_dict(),
-            "training": {**card.get("training", {}), stage: {**asdict(settings), "processes": distributed.world}},
-            "data": data.describe()}
+            "training": {**previous, stage: {**asdict(settings), "processes": distributed.world, "data": described}},
+            "data": described, "strategies": list(model.strategies)}
     step = STAGES[stage].make_step(model, network, optimizer, data, settings)
     run_stage(run, stage, model, optimizer, settings.iterations, step, settings.seed, card, distributed,
               settings.checkpoint_every)

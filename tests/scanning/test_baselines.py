@@ -64,15 +64,22 @@ def test_full_raster_selects_every_recorded_position():
 
 
 def test_the_registry_names_each_strategy_once_and_says_what_it_is():
-    from scan_server.scanning.registry import (BASELINE_STRATEGIES, REFERENCE_STRATEGIES, SERVED_STRATEGIES,
-                                               STRATEGIES, StrategyContext, build_strategy)
+    from scan_server.scanning.registry import (
+        BASELINE_STRATEGIES,
+        REFERENCE_STRATEGIES,
+        SERVED_STRATEGIES,
+        STRATEGIES,
+        StrategyContext,
+        build_strategy,
+    )
     from scan_server.service.schemas import AcquisitionSpec
 
-    assert SERVED_STRATEGIES == ("adaptive", "halton", "random", "raster")
+    assert SERVED_STRATEGIES == ("value-map", "adaptive", "halton", "random", "raster")
     assert BASELINE_STRATEGIES == ("halton", "random", "raster") and REFERENCE_STRATEGIES == ("oracle-material",)
     assert not set(REFERENCE_STRATEGIES) & set(SERVED_STRATEGIES)  # references are never served
     assert all(entry.name == name for name, entry in STRATEGIES.items())
     # the service's schema takes its names from the registry
     assert set(AcquisitionSpec.model_json_schema()["properties"]["strategy"]["enum"]) == set(SERVED_STRATEGIES)
-    with pytest.raises(ParameterError, match="needs a model"):
-        build_strategy("adaptive", StrategyContext(50))
+    for learned in ("adaptive", "value-map"):
+        with pytest.raises(ParameterError, match="needs a model"):
+            build_strategy(learned, StrategyContext(50))

@@ -4,17 +4,19 @@ data: the session resumes where it stopped and its recording holds every frame."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from service_helpers import Server, Wire, acquire, first_batch, open_session, run_session
 
 from scan_server.io.canonical import read_recording
 
 
-def test_killed_server_resumes_the_session_and_loses_no_frame(tmp_path, models_dir, recording):
+@pytest.mark.parametrize("strategy", ["adaptive", "value-map"])
+def test_killed_server_resumes_the_session_and_loses_no_frame(tmp_path, models_dir, recording, strategy):
     server = Server(tmp_path / "sessions", models_dir).start()
     wire = Wire(server.endpoint)
     try:
-        _, uninterrupted, _ = run_session(server, wire, recording, strategy="adaptive", total=50, subsequence=10)
-        opened = open_session(server, recording, strategy="adaptive", total=50, subsequence=10)
+        _, uninterrupted, _ = run_session(server, wire, recording, strategy=strategy, total=50, subsequence=10)
+        opened = open_session(server, recording, strategy=strategy, total=50, subsequence=10)
         sid = opened["session_id"]
         used = np.zeros(recording.count, dtype=bool)
         positions, sent, replies = np.asarray(opened["positions_angstrom"]), [], []

@@ -63,6 +63,15 @@ def test_adaptive_session_over_zmq_persists_every_frame(server, wire, recording)
     assert stored.optics.energy_ev == recording.optics.energy_ev
 
 
+def test_value_map_session_decides_without_a_reconstruction(server, wire, recording):
+    opened, replies, _ = run_session(server, wire, recording, strategy="value-map", total=35, subsequence=10)
+    assert [len(r["positions_angstrom"]) for r in replies] == [10, 10, 5, 0]
+    assert all(r["timings"]["reconstruct_ms"] == 0 and not r["fallback"] for r in replies)
+    fov = np.ptp(recording.positions_angstrom, axis=0)
+    chosen = np.concatenate([np.asarray(r["positions_angstrom"]).reshape(-1, 2) for r in replies])
+    assert ((chosen >= 0) & (chosen <= fov + 1e-9)).all() and len(np.unique(chosen, axis=0)) == len(chosen)
+
+
 @pytest.mark.parametrize("strategy", ["halton", "random", "raster"])
 def test_baseline_sessions_are_served_the_same_way(server, wire, recording, strategy):
     opened, replies, _ = run_session(server, wire, recording, strategy=strategy, total=25, subsequence=10)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ... import __version__
+from ...scanning.registry import SERVED_STRATEGIES, STRATEGIES
 from ..schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -12,6 +13,8 @@ router = APIRouter(tags=["health"])
 def health(request: Request) -> Health:
     state = request.app.state
     loaded = state.loaded
+    learned = loaded.model.strategies if loaded.model is not None else ()
+    strategies = [s for s in SERVED_STRATEGIES if not STRATEGIES[s].needs_model or s in learned]
     return Health(version=__version__, model_loaded=loaded.model is not None, model=loaded.name,
-                  model_error=loaded.error, device=str(state.device), data_endpoint=state.data_plane.endpoint,
-                  open_sessions=state.manager.open_count)
+                  model_error=loaded.error, strategies=strategies, device=str(state.device),
+                  data_endpoint=state.data_plane.endpoint, open_sessions=state.manager.open_count)
