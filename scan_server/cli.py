@@ -123,10 +123,11 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train the policy: cae, then pretrain, then rl; value-map on any of them",
+    p = commands.add_parser("train", help="train: cae, pretrain, rl (the GRU policy); value-map; imitate (the GRU "
+                                          "learns from the value map)",
                             description="One training stage into a run folder (stages chain). Scales out with "
                                         "`torchrun --nproc_per_node N -m scan_server.cli train …`.")
-    p.add_argument("stage", choices=("cae", "pretrain", "rl", "value-map"))
+    p.add_argument("stage", choices=("cae", "pretrain", "rl", "value-map", "imitate"))
     p.add_argument("--preset", default="cpu", help="cpu or paper (model size and defaults)")
     p.add_argument("--data", type=Path, required=True, help="folder of training recordings (any format)")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, curves, model)")

@@ -3,8 +3,9 @@
 ``rollout`` plays a batch of episodes on virtual microscopes: the first sub-sequence
 follows a Halton sequence; after every sub-sequence the patterns acquired so far are
 reconstructed (ROP, batched over the episodes), encoded, and the GRU proposes the next
-sub-sequence: its means (evaluation), Gaussian samples around them (REINFORCE) or a
-teacher's positions (pretraining). Each decision is ``policy.step.encode_and_decide``, the
+sub-sequence: its means (evaluation), Gaussian samples around them (REINFORCE), or a
+teacher's positions (pretraining: the Halton continuation; imitation: the value map, asked
+at the states the student visits, followed with a probability that decays — DAgger). Each decision is ``policy.step.encode_and_decide``, the
 same as the service's; the microscope snaps each proposal to the nearest unused recorded
 pattern.
 """
@@ -18,10 +19,12 @@ import numpy as np
 import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
+from .physics.detector_signals import bright_field_disc, dark_field_fraction
 from .physics.reconstruct import reconstruct_sets, reconstruction_geometry
 from .policy.model import AdaptiveModel
 from .policy.step import encode_and_decide
 from .scanning.baselines import halton_unit
+from .scanning.state import ScanState
 from .scanning.virtual_microscope import Exposure, VirtualMicroscope
 
 
@@ -59,8 +62,9 @@ class EpisodeBatch:
 class Episodes:
     """positions_angstrom: (B, T, n, 2) visited; indices: (B, T·n) recorded patterns used;
     final: (B, H, W) complex reconstruction. For steps 1…T−1, what the policy saw and did:
-    inputs_positions (B, T−1, n, 2) and latents (B, T−1, D), the proposed means and the
-    actions taken (B, T−1, n, 2) in [0, 1]² (actions = means unless sampling)."""
+    inputs_positions (B, T−1, n, 2) and latents (B, T−1, D), the proposed means, the
+    actions taken and the teacher's positions (B, T−1, n, 2) in [0, 1]² (actions = means
+    unless sampling or following the teacher; targets empty without a teacher)."""
 
     positions_angstrom: torch.Tensor
     indices: np.ndarray
@@ -69,6 +73,7 @@ class Episodes:
     latents: torch.Tensor
     means: torch.Tensor
     actions: torch.Tensor
+    targets: torch.Tensor
 
 
 def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations: int,
@@ -82,13 +87,25 @@ def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations
 
 class Acquired:
     """What one episode's microscope returned so far, sub-sequence by sub-sequence; each
-    step's reconstruction uses these frames instead of reading the recording again."""
+    step's reconstruction uses these frames instead of reading the recording again. With a
+    bright-field disc (M, M) it also keeps each pattern's dark-field fraction."""
 
-    def __init__(self) -> None:
+    def __init__(self, disc: np.ndarray | None = None) -> None:
         self.exposures: list[Exposure] = []
+        self.disc = disc
+        self.dark_field: list[np.ndarray] = []
 
     def add(self, exposure: Exposure) -> None:
         self.exposures.append(exposure)
+        if self.disc is not None:
+            self.dark_field.append(dark_field_fraction(exposure.frames, self.disc))
+
+    def state(self, microscope: VirtualMicroscope, step: int) -> ScanState:
+        """What a strategy that needs no reconstruction sees of this episode (unit positions,
+        dark-field fractions, the field's extent)."""
+        return ScanState(microscope.to_unit(self.positions_angstrom), None, step,
+                         dark_field_fraction=np.concatenate(self.dark_field) if self.dark_field else None,
+                         extent_angstrom=microscope.field.extent_angstrom)
 
     @property
     def frames(self) -> np.ndarray:
@@ -114,38 +131,48 @@ def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iteratio
                             batch.device)
 
 
+Teacher = Callable[[int, list[ScanState]], torch.Tensor]
+
+
 @torch.no_grad()
 def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
             sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,
-            final_iterations: int | None = None,
-            teacher: Callable[[int], torch.Tensor] | None = None) -> Episodes:
+            final_iterations: int | None = None, teacher: Teacher | None = None,
+            follow_teacher: float = 1.0) -> Episodes:
     """Play ``steps`` sub-sequences on every microscope of the batch (which are reset).
 
     Sampled actions are Gaussian around the means (σ of the policy settings); the
-    microscope clips them to the field of view. With a ``teacher`` (step t → positions
-    (B, n, 2) in [0, 1]²: pretraining's Halton continuation, an imitation teacher) those are
-    acquired instead and recorded as the actions, the policy's means beside them. No
-    gradient is kept: training recomputes the means from the recorded inputs in one pass
-    (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction."""
+    microscope clips them to the field of view. A ``teacher`` (step t and each episode's
+    state → positions (B, n, 2) in [0, 1]²) is asked at every state; each episode acquires
+    the teacher's positions with probability ``follow_teacher`` (1: pretraining's Halton
+    continuation; less: DAgger), else the policy's; the teacher's are recorded as the
+    targets. No gradient is kept: training recomputes the means from the recorded inputs in
+    one pass (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction."""
     n = model.settings.policy.subsequence
-    acquired = [Acquired() for _ in batch.microscopes]
+    discs = [bright_field_disc(a.detector_px, a.detector_sampling_inv_angstrom, a.optics) if teacher else None
+             for a in batch.acquisitions]
+    acquired = [Acquired(disc) for disc in discs]
     for microscope, episode, seed in zip(batch.microscopes, acquired, halton_seeds):
         microscope.reset()
         episode.add(microscope.acquire(microscope.to_angstrom(halton_unit(n, seed))))
     hidden = None
-    inputs, latents, all_means, all_actions = [], [], [], []
+    inputs, latents, all_means, all_actions, targets = [], [], [], [], []
     for t in range(1, steps):
         last = torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
                             for m, e in zip(batch.microscopes, acquired)]).to(batch.device)
         step = encode_and_decide(model, reconstruct_episodes(batch, acquired, iterations), batch.region, last,
                                  hidden)
         hidden, latent, means = step.hidden, step.latent, step.means.cpu()
-        if teacher is not None:
-            actions = teacher(t).to(torch.float32)
-        elif sample:
+        if sample:
             actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator)
         else:
             actions = means
+        if teacher is not None:
+            target = teacher(t, [e.state(m, t) for m, e in zip(batch.microscopes, acquired)]).to(torch.float32)
+            follow = (torch.rand(len(acquired), generator=generator) < follow_teacher if 0 < follow_teacher < 1
+                      else torch.full((len(acquired),), follow_teacher >= 1))
+            actions = torch.where(follow[:, None, None], target, actions)
+            targets.append(target)
         for b, (microscope, episode) in enumerate(zip(batch.microscopes, acquired)):
             episode.add(microscope.acquire(microscope.to_angstrom(actions[b].numpy())))
         inputs.append(last.cpu())
@@ -163,4 +190,5 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
 
     return Episodes(positions_angstrom=positions, indices=np.stack(taken), final=final,
                     inputs_positions=stacked(inputs, empty), latents=stacked(latents, torch.empty(len(taken), 0, 0)),
-                    means=stacked(all_means, empty), actions=stacked(all_actions, empty))
+                    means=stacked(all_means, empty), actions=stacked(all_actions, empty),
+                    targets=stacked(targets, empty))

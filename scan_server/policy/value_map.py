@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import nn
 
 from ..errors import ParameterError
@@ -115,11 +116,29 @@ class ValueMapScan:
         taken = set(self.taken)
         indices = np.asarray([i for i in range(pool_end) if i not in taken], dtype=np.int64)
         candidates = halton_unit(pool_end, self.seed)[indices]
+        picked = self._choose(state, candidates, count)
+        self.taken += [int(i) for i in indices[picked]]
+        return candidates[picked]
+
+    def teacher_positions(self, state: ScanState, count: int) -> np.ndarray:
+        """The decision at a state this strategy did not make itself (a student's, for DAgger),
+        without the session's memory: the Halton points already used are those within the
+        minimum spacing of an acquired position."""
+        if len(state.positions_unit) == 0:
+            return halton_unit(count, self.seed)
+        pool = halton_unit(len(state.positions_unit) + self.settings.selection.pool_factor * count, self.seed)
+        scale = np.asarray(state.extent_angstrom, dtype=np.float64)
+        distance = cKDTree(state.positions_unit * scale).query(pool * scale)[0]
+        unused = pool[distance > self.settings.selection.min_spacing_angstrom]
+        candidates = unused if len(unused) >= count else pool
+        return candidates[self._choose(state, candidates, count)]
+
+    def _choose(self, state: ScanState, candidates: np.ndarray, count: int) -> np.ndarray:
+        """Indices of ``count`` of the candidates (K, 2) in [0, 1]² (``scanning.selection``)."""
         evidence = self.evidence(state)
         self.last_value_map = self.value_map(evidence)
         values = sample_map(self.last_value_map, candidates)
         material = sample_map(evidence.maps[CHANNELS.index(MATERIAL_EVIDENCE)], candidates)
         picked, _ = select(candidates, values, material, state.positions_unit, count, state.extent_angstrom,
                            self.settings.selection)
-        self.taken += [int(i) for i in indices[picked]]
-        return candidates[picked]
+        return picked

@@ -1,6 +1,6 @@
-"""``scan-server train cae|pretrain|rl|value-map``: one stage into a run folder; stages chain
-(each starts from the run's latest ``model.safetensors``; ``value-map`` adds a value map to
-the run's model and trains only it). With ``torchrun`` every process
+"""``scan-server train cae|pretrain|rl|value-map|imitate``: one stage into a run folder; stages
+chain (each starts from the run's latest ``model.safetensors``; ``value-map`` adds a value map
+to the run's model and trains only it; ``imitate`` trains the GRU policy on that value map). With ``torchrun`` every process
 plays its own episodes and DDP averages the gradients; on one CPU it is one process."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from ..policy.model import AdaptiveModel, ModelSettings
 from ..policy.model_folder import CARD_FILE, ModelFolder
 from ..policy.recurrent import ScanPolicy
 from ..policy.value_map import ValueMapNet, ValueMapSettings
-from . import cae, pretrain, reinforce, value_map
+from . import cae, imitate, pretrain, reinforce, value_map
 from .data import TrainingData
 from .run import Distributed, checkpoint_paths, run_stage
 from .settings import STAGE_DEFAULTS, TrainSettings
 
-STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce, "value-map": value_map}
+STAGES = {"cae": cae, "pretrain": pretrain, "rl": reinforce, "value-map": value_map, "imitate": imitate}
 
 
 def _with_value_map(model: AdaptiveModel, seed: int) -> AdaptiveModel:

@@ -23,7 +23,7 @@ def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds:
     targets (B, T−1, n, 2)."""
     n = model.settings.policy.subsequence
 
-    def continuation(t: int) -> torch.Tensor:
+    def continuation(t: int, states: object) -> torch.Tensor:
         return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
 
     episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, final_iterations=0,

@@ -25,13 +25,13 @@ def test_replay_with_every_strategy_writes_the_evaluation_report(server, tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["recordings"] == ["small"] and report["positions"] == [30]
-    for strategy in ("adaptive", "halton", "random", "raster", "full"):
+    for strategy in ("value-map", "adaptive", "halton", "random", "raster", "full"):
         assert 0 < report[strategy]["ssim_mean"] <= 1
-    assert set(report["latency_ms"]) == {"adaptive", "halton", "random", "raster"}
+    assert set(report["latency_ms"]) == {"value-map", "adaptive", "halton", "random", "raster"}
     assert report["latency_ms"]["adaptive"]["steps"] == 2 and report["latency_ms"]["adaptive"]["p95"] > 0
     assert "q_ssim_vs_halton" in report
     assert (out / "figures" / "small.png").stat().st_size > 10_000
-    for strategy in ("adaptive", "halton", "random", "raster"):
+    for strategy in ("value-map", "adaptive", "halton", "random", "raster"):
         rows = (out / "positions" / "small" / f"{strategy}.csv").read_text().splitlines()
         assert len(rows) == 31          # header + 30 distinct recorded positions
         assert len(set(rows[1:])) == 30

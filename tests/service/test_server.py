@@ -66,7 +66,8 @@ def test_adaptive_session_over_zmq_persists_every_frame(server, wire, recording)
 def test_value_map_session_decides_without_a_reconstruction(server, wire, recording):
     opened, replies, _ = run_session(server, wire, recording, strategy="value-map", total=35, subsequence=10)
     assert [len(r["positions_angstrom"]) for r in replies] == [10, 10, 5, 0]
-    assert all(r["timings"]["reconstruct_ms"] == 0 and not r["fallback"] for r in replies)
+    assert not any(r["fallback"] for r in replies)
+    assert all(r["timings"]["reconstruct_ms"] < 1.0 for r in replies)  # no reconstruction: a check, microseconds
     fov = np.ptp(recording.positions_angstrom, axis=0)
     chosen = np.concatenate([np.asarray(r["positions_angstrom"]).reshape(-1, 2) for r in replies])
     assert ((chosen >= 0) & (chosen <= fov + 1e-9)).all() and len(np.unique(chosen, axis=0)) == len(chosen)

@@ -1,3 +1,5 @@
+"""The value-map and imitation (DAgger) stages: labels with known answers, the matching, the stages end to end."""
+
 import json
 
 import numpy as np
@@ -69,3 +71,31 @@ def test_the_stage_adds_a_value_map_and_trains_only_it(recordings, tmp_path):
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
     rows = (run / "value-map.csv").read_text().split()[1:]
     assert len(rows) == 2 and all(np.isfinite(float(v)) for row in rows for v in row.split(",")[1:])
+
+
+def test_dagger_matching_pairs_each_mean_with_its_nearest_teacher_position():
+    from scan_server.training.imitate import follow_probability, matched_targets
+
+    means = torch.tensor([[[0.1, 0.1], [0.9, 0.9], [0.5, 0.2]]])
+    targets = torch.tensor([[[0.52, 0.21], [0.12, 0.08], [0.88, 0.93]]])   # the same points, shuffled
+    matched = matched_targets(means, targets)
+    torch.testing.assert_close(matched, targets[:, [1, 2, 0]])
+    assert ((matched - means) ** 2).sum() < ((targets - means) ** 2).sum()
+    # a permutation of the teacher's positions changes nothing
+    torch.testing.assert_close(matched_targets(means, targets[:, [2, 0, 1]]), matched)
+    assert follow_probability(0, 10) == 1.0 and follow_probability(5, 10) == 0.0 and follow_probability(9, 10) == 0.0
+
+
+def test_the_imitation_stage_trains_the_policy_on_the_value_map(recordings, tmp_path):
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--data", str(recordings), "--out", str(run), "--iterations", "2"]
+    assert main(["train", "imitate", *common]) == 2  # no value map yet: a clear error
+    assert main(["train", "value-map", *common]) == 0
+    before = load_file(str(run / "model.safetensors"))
+    assert main(["train", "imitate", *common]) == 0
+    after = load_file(str(run / "model.safetensors"))
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("policy."))
+    for key in (k for k in before if not k.startswith("policy.")):
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+    rows = (run / "imitate.csv").read_text().split()
+    assert rows[0] == "iteration,imitation_rms,follow_teacher" and len(rows) == 3
