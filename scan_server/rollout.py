@@ -1,13 +1,13 @@
-"""One rollout code path for training (pretraining, REINFORCE) and evaluation.
+"""One rollout code path for training (pretraining, imitation, REINFORCE) and evaluation.
 
 ``rollout`` plays a batch of episodes on virtual microscopes: the first sub-sequence
 follows a Halton sequence; after every sub-sequence the patterns acquired so far are
 reconstructed (ROP, batched over the episodes), encoded, and the GRU proposes the next
 sub-sequence: its means (evaluation), Gaussian samples around them (REINFORCE), or a
 teacher's positions (pretraining: the Halton continuation; imitation: the value map, asked
-at the states the student visits, followed with a probability that decays — DAgger). Each decision is ``policy.step.encode_and_decide``, the
-same as the service's; the microscope snaps each proposal to the nearest unused recorded
-pattern.
+at the states the student visits, followed with a probability that decays — DAgger). Each
+decision is ``policy.step.encode_and_decide``, the same as the service's; the microscope
+snaps each proposal to the nearest unused recorded pattern.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``scan-server train cae|pretrain|rl|value-map|imitate``: one stage into a run folder; stages
 chain (each starts from the run's latest ``model.safetensors``; ``value-map`` adds a value map
-to the run's model and trains only it; ``imitate`` trains the GRU policy on that value map). With ``torchrun`` every process
-plays its own episodes and DDP averages the gradients; on one CPU it is one process."""
+to the run's model and trains only it; ``imitate`` trains the GRU policy on that value map).
+With ``torchrun`` every process plays its own episodes and DDP averages the gradients; on one
+CPU it is one process."""
 
 from __future__ import annotations
 
