@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
 from .policy import DEFAULT_MODEL
-from .scanning.registry import BASELINE_STRATEGIES, HALTON
+from .scanning.registry import BASELINE_STRATEGIES, EVALUATED_STRATEGIES, HALTON
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
@@ -167,6 +167,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--final-iterations", type=_positive_int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of every final reconstruction (30: converged; 5: the paper's protocol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")
+    p.add_argument("--strategies", nargs="+", choices=EVALUATED_STRATEGIES, metavar="NAME",
+                   help="only these (default: every one the model allows, the baselines and the references; "
+                        "dose ratios need halton)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--ground-truth-cache", type=Path, metavar="DIR",
@@ -365,7 +368,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise ParameterError("two recordings have the same name; rename one")
     report = evaluate(model, acquisitions, names, plan, args.subsequences,
                       args.final_iterations, args.out, args.seed, device,
-                      args.ground_truth_cache)
+                      args.ground_truth_cache, args.strategies)
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ "
           f"({len(report['recordings'])} recordings)")

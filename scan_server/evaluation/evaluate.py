@@ -42,6 +42,7 @@ from ..scanning.acquire import run_strategy
 from ..scanning.registry import (
     ADAPTIVE,
     BASELINE_STRATEGIES,
+    EVALUATED_STRATEGIES,
     HALTON,
     REFERENCE_STRATEGIES,
     STRATEGIES,
@@ -56,8 +57,6 @@ from .figures import Panel, save_comparison, save_dose_quality
 from .metrics import relative_improvement, resolution_angstrom
 from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
 
-#: every strategy an evaluation scores, in the order reports show them (the registry's)
-EVALUATED = tuple(name for name, entry in STRATEGIES.items() if entry.served or entry.reference)
 #: the default count at which Halton's quality is the target of the dose ratios
 DEFAULT_REFERENCE_POSITIONS = 250
 
@@ -177,21 +176,25 @@ def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, re
     return run_strategy(build_strategy(name, context), microscope, count, dark_field=dark_field)
 
 
-def evaluated_strategies(model: AdaptiveModel | None) -> list[str]:
+def evaluated_strategies(model: AdaptiveModel | None, only: list[str] | None = None) -> list[str]:
     """The strategies an evaluation compares: every served one the model (if any) allows, and
-    the references."""
-    return [name for name in EVALUATED
-            if not STRATEGIES[name].needs_model or (model is not None and name in model.strategies)]
+    the references (``only``: those of them named, in the report's order)."""
+    for name in only or ():
+        if STRATEGIES[name].needs_model and (model is None or name not in model.strategies):
+            raise ParameterError(f"{name} needs a model that serves it (--model)")
+    return [name for name in EVALUATED_STRATEGIES if (only is None or name in only)
+            and (not STRATEGIES[name].needs_model or (model is not None and name in model.strategies))]
 
 
 def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
-                     reference: ScoreReference, device: torch.device) -> dict[str, dict[int, np.ndarray]]:
+                     reference: ScoreReference, device: torch.device, only: list[str] | None = None
+                     ) -> dict[str, dict[int, np.ndarray]]:
     """Every strategy's recorded patterns at every count of the plan: a sequential one run once
     to the largest count (its prefixes), the others planned per count; the learned ones only
     with a model (with its own Halton start; ``adaptive`` through the batched rollout)."""
     chosen = {}
     dark_field = recording_dark_field(acquisition) if model is not None and VALUE_MAP in model.strategies else None
-    for name in evaluated_strategies(model):
+    for name in evaluated_strategies(model, only):
         if name == ADAPTIVE:
             run = _adaptive_indices(acquisition, model, plan.largest, device)  # type: ignore[arg-type]
             chosen[name] = {c: run[:c] for c in plan.positions}
@@ -205,10 +208,11 @@ def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan
 
 def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan,
                        final_iterations: int, seed: int, device: torch.device,
-                       progress: bool = False, cache: Path | None = None) -> RecordingResult:
+                       progress: bool = False, cache: Path | None = None,
+                       only: list[str] | None = None) -> RecordingResult:
     full = ground_truth(acquisition, device, progress, cache)
     reference = score_reference(acquisition, full)
-    chosen = choose_positions(acquisition, model, plan, seed, reference, device)
+    chosen = choose_positions(acquisition, model, plan, seed, reference, device, only)
     return score_strategies(acquisition, full, chosen, final_iterations, plan.reference_positions, device,
                             reference, progress)
 
@@ -417,15 +421,16 @@ def _panels(result: RecordingResult, positions: int) -> list[Panel]:
 
 def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], plan: DosePlan,
              subsequences: int | None, final_iterations: int, out: Path, seed: int, device: torch.device,
-             cache: Path | None = None) -> dict:
-    """Every recording scored (``cache``: a folder of ground truths kept between evaluations).
-    ``subsequences``, when given, is checked against the model for the largest count."""
+             cache: Path | None = None, only: list[str] | None = None) -> dict:
+    """Every recording scored (``cache``: a folder of ground truths kept between evaluations;
+    ``only``: these strategies). ``subsequences``, when given, is checked against the model."""
     if model is not None and subsequences is not None:
         check_positions(model, plan.largest, subsequences)
     for name, acquisition in zip(names, acquisitions):
         if acquisition.count < plan.largest:
             raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {plan.largest}")
-    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache)
+    evaluated_strategies(model, only)  # a clear error before any work
+    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache, only)
                   for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
     per_step = model.settings.policy.subsequence if model is not None else 50
     report = summarise(recordings, plan, final_iterations, names, per_step)

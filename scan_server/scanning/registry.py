@@ -100,6 +100,8 @@ STRATEGIES: dict[str, StrategyEntry] = {entry.name: entry for entry in (
 SERVED_STRATEGIES = tuple(name for name, entry in STRATEGIES.items() if entry.served)
 #: reference strategies (they know the answer): evaluation only
 REFERENCE_STRATEGIES = tuple(name for name, entry in STRATEGIES.items() if entry.reference)
+#: every strategy an evaluation may score, in the order reports show them: served ones and references
+EVALUATED_STRATEGIES = tuple(name for name, entry in STRATEGIES.items() if entry.served or entry.reference)
 #: strategies that need neither a model nor the answer (the baselines)
 BASELINE_STRATEGIES = tuple(name for name, entry in STRATEGIES.items()
                             if entry.served and not entry.needs_model and not entry.reference)

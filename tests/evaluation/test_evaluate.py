@@ -169,3 +169,26 @@ def test_a_recording_without_ground_truth_is_scored_over_its_material(recordings
     assert scores["r_true_material"] is None and scores["ssim_true_material"] is None
     assert 0 < scores["ssim_material"] <= 1
     assert set(report["dose_ratio_vs_halton"]) == {"random", "raster", "oracle-material"}
+
+
+def test_strategies_can_be_chosen_and_a_value_map_model_is_evaluated_with_it(recordings, tmp_path, capsys):
+    from scan_server.policy.value_map import ValueMapSettings
+
+    torch.manual_seed(0)
+    tiny = ModelSettings.from_preset("tiny")
+    model = AdaptiveModel(ModelSettings(tiny.preset, tiny.encoder, tiny.policy, ValueMapSettings(map_px=32)))
+    run = tmp_path / "run"
+    ModelFolder(run).save(model, {"settings": model.settings.as_dict()})
+    installed = export_model(run, tmp_path / "models", "tiny-v2")
+    assert json.loads((installed / "model_card.json").read_text())["strategies"] == ["adaptive", "value-map"]
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(installed), "--data", str(recordings[0]), "--positions", "30",
+                 "--final-iterations", "3", "--strategies", "halton", "value-map", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["scores"]) == {"value-map", "halton"}
+    name = report["recordings"][0]
+    positions = np.loadtxt(out / "positions" / name / "value-map.csv", delimiter=",", skiprows=1)
+    assert positions.shape == (30, 2) and len(np.unique(positions, axis=0)) == 30
+    assert main(["evaluate", "--data", str(recordings[0]), "--positions", "30", "--strategies", "value-map",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "value-map needs a model that serves it" in capsys.readouterr().err
