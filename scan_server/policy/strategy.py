@@ -51,14 +51,15 @@ class AdaptiveScan:
 
     def next_positions(self, state: ScanState, count: int) -> np.ndarray:
         n = self.model.settings.policy.subsequence
-        if count != n:
+        if count > n:
             raise ParameterError(f"the adaptive model proposes {n} positions per step, not {count}")
         if len(state.positions_unit) == 0:
             self.hidden = None
-            return halton_unit(n, self.seed)
+            return halton_unit(count, self.seed)
         if state.reconstruction is None or state.region is None:
             raise ParameterError("the adaptive strategy needs the current reconstruction and its region")
         step = encode_and_decide(self.model, torch.as_tensor(state.reconstruction)[None], state.region,
                                  torch.as_tensor(state.positions_unit[-n:], dtype=torch.float32)[None], self.hidden)
         self.hidden = step.hidden
-        return step.means[0].cpu().numpy().astype(np.float64)
+        # the GRU proposes a whole sub-sequence; a last step shorter than it keeps its first ``count``
+        return step.means[0, :count].cpu().numpy().astype(np.float64)

@@ -79,7 +79,7 @@ def evidence_maps(positions_unit: np.ndarray, dark_field_fraction: np.ndarray, e
         estimate = (_smooth(weighted, sigma_px) + prior * log_df.mean()) / (density + prior)
         label = f"{sigma_angstrom:.0f}A"
         channels[f"dark_field_relative_{label}"] = estimate - reference
-        channels[f"dark_field_log_{label}"] = estimate + 2.5
+        channels[f"dark_field_log_{label}"] = estimate + 2.5  # the network reads it at 3 Å only (CHANNELS)
         positions_within_sigma = density * 2 * np.pi * sigma_px[0] * sigma_px[1]
         channels[f"coverage_{label}"] = 1.0 - np.exp(-positions_within_sigma)
     return EvidenceMaps(np.stack([channels[name] for name in CHANNELS]).astype(np.float32))

@@ -85,8 +85,7 @@ class Decider:
             dark_field = np.concatenate(session.dark_field)
         state = ScanState(acquired, potential, len(session.positions), session.geometry.region, dark_field,
                           session.geometry.field.extent_angstrom)
-        # the GRU proposes a whole sub-sequence; the last step keeps what the budget allows
-        unit = strategy.next_positions(state, session.spec.subsequence if looks else count)[:count]
+        unit = strategy.next_positions(state, count)
         t2 = time.perf_counter()
         self.metrics.observe("reconstruct", t1 - t0)
         self.metrics.observe("decide", t2 - t1)
