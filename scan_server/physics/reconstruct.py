@@ -116,16 +116,27 @@ def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.
                     object_shape=grid.shape_px, batch_size=len(frames), geometry=geometry)
 
 
-class _ProbeCache:
-    """Sub-pixel shifted probes per chunk, kept across iterations while they fit."""
+class ChunkCache:
+    """What every pass over a batch reuses, per chunk of patterns: the sub-pixel shifted probes
+    and the patterns in FFT order, kept across iterations while they fit (``cache_bytes``).
 
-    def __init__(self, batch: RopBatch, settings: RopSettings) -> None:
+    A caller that keeps them from step to step (``incremental``) gives them at once: ``shifted``
+    (n, N, N) probes, ``measured`` (n, N, N) patterns in FFT order with the detector's mask
+    ``seen`` (``in_fft_order``), ``light`` (B, H, W) the batch's illumination Q."""
+
+    def __init__(self, batch: RopBatch, settings: RopSettings, shifted: torch.Tensor | None = None,
+                 measured: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+                 light: torch.Tensor | None = None) -> None:
         self.batch, self.chunk = batch, settings.chunk_positions
         n_bytes = batch.plan.count * batch.geometry.window_px**2 * 8
         self.keep = n_bytes <= settings.cache_bytes
+        self.shifted, self.given_measured, self.light = shifted, measured, light
         self.store: dict[int, torch.Tensor] = {}
+        self.fft_order: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def get(self, start: int) -> torch.Tensor:
+        if self.shifted is not None:
+            return self.shifted[start:start + self.chunk]
         if start in self.store:
             return self.store[start]
         plan = self.batch.plan.chunk(start, start + self.chunk)
@@ -134,13 +145,27 @@ class _ProbeCache:
             self.store[start] = probes
         return probes
 
+    def measured(self, start: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The chunk's patterns in FFT order and the detector's mask (``in_fft_order``), kept
+        while they fit like the probes."""
+        if self.given_measured is not None:
+            return self.given_measured[0][start:start + self.chunk], self.given_measured[1]
+        if start in self.fft_order:
+            return self.fft_order[start]
+        ordered = in_fft_order(self.batch.patterns[start:start + self.chunk], self.batch.geometry.window_px)
+        if self.keep:
+            self.fft_order[start] = ordered
+        return ordered
+
 
 def _chunks(batch: RopBatch, chunk: int) -> range:
     return range(0, batch.plan.count, chunk)
 
 
-def illumination(batch: RopBatch, cache: _ProbeCache) -> torch.Tensor:
-    """Q(r) = Σ_p |ψ_p(r)|² per data set, (B, H, W) float32."""
+def illumination(batch: RopBatch, cache: ChunkCache) -> torch.Tensor:
+    """Q(r) = Σ_p |ψ_p(r)|² per data set, (B, H, W) float32 (the cache's, when it was given)."""
+    if cache.light is not None:
+        return cache.light
     height, width = batch.object_shape
     total = torch.zeros(batch.batch_size * height * width, dtype=torch.float32, device=batch.device)
     for start in _chunks(batch, cache.chunk):
@@ -151,31 +176,77 @@ def illumination(batch: RopBatch, cache: _ProbeCache) -> torch.Tensor:
 
 
 def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
-                      cache: _ProbeCache | None = None, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_b (B,) and g = ∂L/∂Re V + i ∂L/∂Im V (B, H, W) for a complex potential (B, H, W)."""
-    cache = cache or _ProbeCache(batch, RopSettings(chunk_positions=chunk))
+                      cache: ChunkCache | None = None, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """L_b (B,) and g = ∂L/∂Re V + i ∂L/∂Im V (B, H, W) for a complex potential (B, H, W).
+
+    Without far-field binning (``upsample`` 1) the gradient is written out (``_chunk_loss_and_gradient``:
+    one FFT and one inverse FFT per pattern); with binning it is torch's autograd through the forward
+    model (``_chunk_loss_and_gradient_autograd``), the reference the written-out one is tested against."""
+    cache = cache or ChunkCache(batch, RopSettings(chunk_positions=chunk))
     dtype = torch.complex128 if potential.dtype == torch.complex128 else torch.complex64
     loss = torch.zeros(batch.batch_size, dtype=torch.float64, device=batch.device)
-    with torch.enable_grad():  # our own autograd use: works inside a caller's no_grad too
-        transmission = torch.exp(1j * potential.detach()).to(dtype).requires_grad_(True)
-        for start in _chunks(batch, cache.chunk):
-            plan = batch.plan.chunk(start, start + cache.chunk)
-            index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
-            exit_waves = cache.get(start).to(dtype) * transmission.reshape(-1)[index]
-            residual = detector_intensity(exit_waves, batch.geometry) - batch.patterns[start:start + cache.chunk]
-            per_pattern = (residual**2).sum(dim=(-2, -1))
-            per_pattern.sum().backward()
-            loss.index_add_(0, plan.batch_index, per_pattern.detach().to(torch.float64))
-    # torch's gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
+    transmission = torch.exp(1j * potential.detach()).to(dtype)
+    grad_t = torch.zeros(transmission.numel(), dtype=dtype, device=batch.device)
+    for start in _chunks(batch, cache.chunk):
+        plan = batch.plan.chunk(start, start + cache.chunk)
+        index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
+        probes, windows = cache.get(start).to(dtype), transmission.reshape(-1)[index]
+        if batch.geometry.upsample == 1:
+            per_pattern, window_gradient = _chunk_loss_and_gradient(probes, windows, *cache.measured(start))
+        else:
+            per_pattern, window_gradient = _chunk_loss_and_gradient_autograd(
+                probes, windows, batch.patterns[start:start + cache.chunk], batch.geometry)
+        grad_t.index_put_((index.reshape(-1),), window_gradient.reshape(-1), accumulate=True)
+        loss.index_add_(0, plan.batch_index, per_pattern.to(torch.float64))
+    # the gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
     # holomorphic t = exp(iV) the chain rule gives g_V = conj(i t) · g_t.
-    grad_t = transmission.grad
-    gradient = torch.conj(1j * transmission.detach()) * grad_t
+    gradient = torch.conj(1j * transmission) * grad_t.reshape(transmission.shape)
     return loss, gradient.to(potential.dtype)
 
 
+def _chunk_loss_and_gradient(probes: torch.Tensor, windows: torch.Tensor, measured: torch.Tensor,
+                             seen: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pattern loss (n,) and ∂L/∂Re t + i ∂L/∂Im t over each window (n, N, N), no binning.
+
+    With Φ = F[ψ·t] (unitary), I = |Φ|² and the residual R = I − J on the detector's
+    frequencies ``seen`` (zero elsewhere): L = Σ R², and the gradient w.r.t. the exit wave is
+    4 F⁻¹[R·Φ], times conj(ψ) for t. ``measured``: J (n, N, N) in FFT order (``in_fft_order``)."""
+    far_field = torch.fft.fft2(probes * windows, norm="ortho")
+    residual = far_field.real**2 + far_field.imag**2 - measured
+    if seen is not None:
+        residual = residual * seen
+    exit_gradient = torch.fft.ifft2(4 * residual * far_field, norm="ortho")
+    return (residual**2).sum(dim=(-2, -1)), torch.conj(probes) * exit_gradient
+
+
+def in_fft_order(patterns: torch.Tensor, window_px: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Centred patterns (n, M, M) → (n, N, N) in the unshifted order of an N-point FFT, and the
+    mask of the detector's frequencies (``None`` when the detector sees all N × N)."""
+    size = patterns.shape[-1]
+    index = (torch.arange(size, device=patterns.device) - size // 2) % window_px
+    if size == window_px:
+        return patterns[..., torch.argsort(index), :][..., torch.argsort(index)], None
+    placed = patterns.new_zeros((*patterns.shape[:-2], window_px, window_px))
+    placed[..., index[:, None], index[None, :]] = patterns
+    seen = torch.zeros((window_px, window_px), dtype=patterns.dtype, device=patterns.device)
+    seen[index[:, None], index[None, :]] = 1
+    return placed, seen
+
+
+def _chunk_loss_and_gradient_autograd(probes: torch.Tensor, windows: torch.Tensor, patterns: torch.Tensor,
+                                      geometry: SamplingGeometry) -> tuple[torch.Tensor, torch.Tensor]:
+    """As ``_chunk_loss_and_gradient``, by autograd through ``detector_intensity`` (any binning)."""
+    with torch.enable_grad():  # our own autograd use: works inside a caller's no_grad too
+        windows = windows.detach().requires_grad_(True)
+        per_pattern = ((detector_intensity(probes * windows, geometry) - patterns)**2).sum(dim=(-2, -1))
+        (gradient,) = torch.autograd.grad(per_pattern.sum(), windows)
+    return per_pattern.detach(), gradient
+
+
 def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | None = None,
-                progress: bool = False) -> torch.Tensor:
-    """Run ``settings.iterations`` preconditioned gradient steps; returns V (B, H, W) complex64.
+                progress: bool = False, cache: ChunkCache | None = None) -> torch.Tensor:
+    """Run ``settings.iterations`` preconditioned gradient steps from ``initial`` (default 0);
+    returns V (B, H, W) complex64. ``cache``: the batch's shifted probes, when the caller keeps them.
 
     Step guard: each gradient evaluation also gives the loss of the current estimate;
     a data set whose loss grew by more than ``divergence_factor`` is put back to its
@@ -187,7 +258,7 @@ def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | 
     potential = torch.zeros(shape, dtype=torch.complex64, device=batch.device) if initial is None \
         else initial.to(batch.device, torch.complex64).clone()
     with deterministic(batch.device), torch.no_grad():
-        cache = _ProbeCache(batch, settings)
+        cache = cache or ChunkCache(batch, settings)
         light = illumination(batch, cache)
         floor = settings.illumination_floor * light.amax(dim=(-2, -1), keepdim=True)
         step = settings.step_size / (light + floor)

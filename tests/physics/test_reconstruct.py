@@ -20,10 +20,21 @@ def _measure(potential: torch.Tensor, optics: ProbeOptics, grid: ObjectGrid, geo
     return (forward_patterns(torch.exp(1j * potential), probe, plan, geometry) * electrons).numpy()
 
 
-def test_gradient_matches_finite_differences(random_object, small_grid, small_geometry, small_scan, optics):
+GEOMETRIES = {"detector = window": dict(), "oversampled (detector < window)": dict(oversample=2),
+              "upsampled (binned far field)": dict(upsample=2)}
+
+
+@pytest.mark.parametrize("extra", GEOMETRIES.values(), ids=GEOMETRIES.keys())
+def test_gradient_matches_finite_differences(extra, small_scan, optics):
+    """For the written-out gradient (no binning) and the autograd one (binning) alike."""
+    geometry = SamplingGeometry(detector_px=16 if extra else 32, detector_sampling_inv_angstrom=0.04759, **extra)
+    small_grid = ObjectGrid.covering(small_scan.positions_angstrom(), geometry)
+    generator = torch.Generator().manual_seed(3)
+    random_object = (0.4 * torch.rand((1, *small_grid.shape_px), generator=generator, dtype=torch.float64)
+                     + 0.03j * torch.rand((1, *small_grid.shape_px), generator=generator, dtype=torch.float64))
     positions = small_scan.positions_angstrom()
-    frames = _measure(random_object, optics, small_grid, small_geometry, positions)
-    batch = prepare_batch([frames], [positions], [optics], small_grid, small_geometry)
+    frames = _measure(random_object, optics, small_grid, geometry, positions)
+    batch = prepare_batch([frames], [positions], [optics], small_grid, geometry)
     # evaluate away from the solution, where the gradient is not small
     generator = torch.Generator().manual_seed(0)
     trial = 0.7 * random_object + 0.1 * torch.rand(random_object.shape, generator=generator, dtype=torch.float64)
@@ -39,6 +50,35 @@ def test_gradient_matches_finite_differences(random_object, small_grid, small_ge
             numeric = float(loss_and_gradient(plus, batch)[0] - loss_and_gradient(minus, batch)[0]) / (2 * eps)
             analytic = float(getattr(gradient[0, y, x], part))
             assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-9), (y, x, part)
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(oversample=2)], ids=["detector = window", "oversampled"])
+def test_written_out_gradient_equals_autograd(extra, small_scan, optics):
+    """The no-binning fast path against torch's autograd through the forward model, on the
+    same batch (complex128, so the comparison is not limited by float32 rounding)."""
+    from scan_server.physics import reconstruct as rop
+
+    geometry = SamplingGeometry(detector_px=16, detector_sampling_inv_angstrom=0.04759, **extra)
+    grid = ObjectGrid.covering(small_scan.positions_angstrom(), geometry)
+    generator = torch.Generator().manual_seed(5)
+    truth = 0.5 * torch.rand((1, *grid.shape_px), generator=generator, dtype=torch.float64).to(torch.complex128)
+    positions = small_scan.positions_angstrom()
+    batch = prepare_batch([_measure(truth, optics, grid, geometry, positions)], [positions], [optics], grid, geometry)
+    trial = 0.6 * truth + 0.05j
+    fast_loss, fast = loss_and_gradient(trial, batch, chunk=7)
+    reference_loss, reference = torch.zeros(1, dtype=torch.float64), torch.zeros_like(trial)
+    cache = rop.ChunkCache(batch, RopSettings(chunk_positions=7))
+    transmission = torch.exp(1j * trial).reshape(-1)
+    for start in range(0, batch.plan.count, 7):
+        plan = batch.plan.chunk(start, start + 7)
+        index = rop.window_flat_index(plan, batch.object_shape, geometry.window_px)
+        per_pattern, window_gradient = rop._chunk_loss_and_gradient_autograd(
+            cache.get(start).to(torch.complex128), transmission[index], batch.patterns[start:start + 7], geometry)
+        reference_loss += per_pattern.sum()
+        reference.reshape(-1).index_put_((index.reshape(-1),), window_gradient.reshape(-1), accumulate=True)
+    reference = torch.conj(1j * transmission.reshape(trial.shape)) * reference
+    torch.testing.assert_close(fast_loss, reference_loss, rtol=1e-10, atol=0)
+    torch.testing.assert_close(fast, reference, rtol=1e-9, atol=1e-12)
 
 
 def test_batched_equals_one_by_one(small_geometry):
