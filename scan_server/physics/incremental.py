@@ -1,0 +1,199 @@
+"""Warm-started, incremental ROP: a scan session's reconstruction carried from step to step.
+
+From scratch, the reconstruction before step k costs ``iterations`` passes over all k·n
+patterns acquired so far, and the work grows with every step. Here each data set keeps its
+estimate V, its patterns (on the device), its probe windows and its sub-pixel shifted probes;
+a step then costs
+
+- ``local_iterations`` passes over the *new* patterns alone, preconditioned by their own
+  illumination Q_new (as if the new sub-sequence were a data set of its own, started from the
+  current estimate: the new area is filled in at full step size), then
+- ``global_iterations`` passes over everything acquired, preconditioned by the whole
+  illumination Q (the update of ``reconstruct.py``), which reconciles the new patterns with
+  the old ones;
+
+and the first step (no estimate yet) is the from-scratch reconstruction with
+``first_iterations`` (so it equals ``reconstruct_sets`` of the same data).
+
+Batched: ``advance`` steps any number of data sets that share the object grid and the
+detector geometry in one ROP call per phase; data sets do not interact, so each result
+equals the one it gets alone (the service uses this to decide sessions together).
+
+Normalisation as in ``reconstruct.py``: patterns are divided by the incident electrons per
+pattern estimated from everything the data set acquired so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..contracts import ObjectGrid, ProbeOptics, SamplingGeometry
+from ..errors import GeometryError, ParameterError
+from .forward import WindowPlan, detector_intensity, window_flat_index
+from .probe import probe_real, shifted_probes
+from .reconstruct import ChunkCache, RopBatch, RopSettings, in_fft_order, reconstruct
+
+
+@dataclass(frozen=True)
+class WarmStartSettings:
+    """Iterations of one step: ``first_iterations`` from zero when a data set has no estimate
+    yet (the paper's 5), else ``local_iterations`` over the new patterns and
+    ``global_iterations`` over all of them. ``rop``: step size, floor, chunking and the size up
+    to which a data set's shifted probes are kept on the device (``cache_bytes``)."""
+
+    first_iterations: int = 5
+    local_iterations: int = 2
+    global_iterations: int = 1
+    rop: RopSettings = RopSettings()
+
+    def __post_init__(self) -> None:
+        for name in ("first_iterations", "local_iterations", "global_iterations"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+
+
+class IncrementalReconstruction:
+    """One data set (a session): its patterns, windows, shifted probes, illumination and
+    current estimate, on the device.
+
+    ``add`` takes each new sub-sequence; ``advance([...])`` brings the estimates up to date.
+    ``potential``: (H, W) complex64, the estimate from the first ``done`` patterns. Kept per
+    pattern: the counts (M × M float32) and, while within ``settings.rop.cache_bytes``, the
+    shifted probe and the pattern in FFT order (N × N complex64 + float32); past that they are
+    made again in each pass, as from scratch.
+    """
+
+    def __init__(self, optics: ProbeOptics, grid: ObjectGrid, geometry: SamplingGeometry,
+                 device: torch.device, settings: WarmStartSettings = WarmStartSettings()) -> None:
+        self.grid, self.geometry, self.device, self.settings = grid, geometry, device, settings
+        self.probe = probe_real(optics, geometry, device).to(torch.complex64)
+        self.probe_on_detector = float(detector_intensity(self.probe[None], geometry).sum())
+        m, n = geometry.detector_px, geometry.window_px
+        self.counts = torch.empty((0, m, m), dtype=torch.float32, device=device)
+        self.total_counts = 0.0
+        self.corner_px = torch.empty((0, 2), dtype=torch.long, device=device)
+        self.fraction_px = torch.empty((0, 2), dtype=torch.float64, device=device)
+        self.kept: _Kept | None = _Kept.empty(n, device) if geometry.upsample == 1 else None
+        self.light = torch.zeros(grid.shape_px, dtype=torch.float32, device=device)
+        self.potential = torch.zeros(grid.shape_px, dtype=torch.complex64, device=device)
+        self.done = 0
+
+    @property
+    def count(self) -> int:
+        """Patterns added so far."""
+        return int(self.counts.shape[0])
+
+    @property
+    def electrons(self) -> float:
+        """Incident electrons per pattern, estimated from every pattern added."""
+        return self.total_counts / max(self.count, 1) / self.probe_on_detector
+
+    def add(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
+        """Append a sub-sequence: frames (n, M, M) counts, positions (n, 2) Å."""
+        frames = np.asarray(frames, dtype=np.float32)
+        positions = np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2)
+        m = self.geometry.detector_px
+        if frames.ndim != 3 or frames.shape[1:] != (m, m):
+            raise GeometryError(f"frames must be (n, {m}, {m}), got {frames.shape}")
+        if len(frames) != len(positions):
+            raise ParameterError(f"{len(frames)} frames but {len(positions)} positions")
+        plan = WindowPlan.for_positions(self.grid, self.geometry, positions, device=self.device)
+        counts = torch.as_tensor(frames).to(self.device)
+        shifted = shifted_probes(self.probe, plan.fraction_px)
+        index = window_flat_index(plan, self.grid.shape_px, self.geometry.window_px)
+        self.light.reshape(-1).index_put_((index.reshape(-1),), shifted.abs().reshape(-1) ** 2, accumulate=True)
+        self.counts = torch.cat([self.counts, counts])
+        self.total_counts += float(frames.sum(dtype=np.float64))
+        self.corner_px = torch.cat([self.corner_px, plan.corner_px])
+        self.fraction_px = torch.cat([self.fraction_px, plan.fraction_px])
+        if self.kept is not None:
+            over = self.count * self.geometry.window_px**2 * 12 > self.settings.rop.cache_bytes
+            self.kept = None if over else self.kept.extend(shifted, counts, self.geometry.window_px)
+
+    def restore(self, potential: np.ndarray, done: int) -> None:
+        """Continue from a stored estimate (H, W) of the first ``done`` patterns (a resumed session)."""
+        if potential.shape != self.grid.shape_px or not 0 <= done <= self.count:
+            raise ParameterError(f"stored estimate {potential.shape} of {done} patterns does not fit "
+                                 f"{self.grid.shape_px} with {self.count} patterns")
+        self.potential = torch.as_tensor(potential, dtype=torch.complex64).to(self.device)
+        self.done = done
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Per pattern, kept from step to step: shifted probes (n, N, N) complex64 and counts in FFT
+    order (n, N, N) float32 with the detector's mask (N, N) (``None``: it sees all N × N)."""
+
+    shifted: torch.Tensor
+    ordered: torch.Tensor
+    seen: torch.Tensor | None
+
+    @classmethod
+    def empty(cls, window_px: int, device: torch.device) -> _Kept:
+        shape = (0, window_px, window_px)
+        return cls(torch.empty(shape, dtype=torch.complex64, device=device),
+                   torch.empty(shape, dtype=torch.float32, device=device), None)
+
+    def extend(self, shifted: torch.Tensor, counts: torch.Tensor, window_px: int) -> _Kept:
+        ordered, seen = in_fft_order(counts, window_px)
+        return _Kept(torch.cat([self.shifted, shifted]), torch.cat([self.ordered, ordered]), seen)
+
+
+def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], settings: RopSettings,
+           whole: bool) -> tuple[RopBatch, ChunkCache]:
+    """One ROP batch of patterns ``start:`` of each data set, with what the sets keep (their
+    illumination too when ``whole``: every pattern of every set is in the batch)."""
+    first = sets[0]
+    scale = [1.0 / s.electrons if s.electrons > 0 else float("nan") for s in sets]
+    if not all(np.isfinite(scale)):
+        raise ParameterError("a data set's patterns hold no counts")
+    patterns = torch.cat([s.counts[a:] * c for s, a, c in zip(sets, starts, scale)])
+    batch_index = torch.cat([torch.full((s.count - a,), b, dtype=torch.long, device=first.device)
+                             for b, (s, a) in enumerate(zip(sets, starts))])
+    plan = WindowPlan(batch_index, torch.cat([s.corner_px[a:] for s, a in zip(sets, starts)]),
+                      torch.cat([s.fraction_px[a:] for s, a in zip(sets, starts)]))
+    batch = RopBatch(patterns=patterns, plan=plan, probes=torch.stack([s.probe for s in sets]),
+                     object_shape=first.grid.shape_px, batch_size=len(sets), geometry=first.geometry)
+    light = torch.stack([s.light for s in sets]) if whole else None
+    if any(s.kept is None for s in sets):
+        return batch, ChunkCache(batch, settings, light=light)
+    kept = [s.kept for s in sets]
+    shifted = torch.cat([k.shifted[a:] for k, a in zip(kept, starts)])
+    measured = torch.cat([k.ordered[a:] * c for k, a, c in zip(kept, starts, scale)])
+    return batch, ChunkCache(batch, settings, shifted, (measured, kept[0].seen), light)
+
+
+def _descend(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], iterations: int,
+             settings: RopSettings, initial: bool) -> None:
+    """``iterations`` steps over patterns ``start:`` of each set, from its estimate (or zero)."""
+    if iterations == 0 or not sets:
+        return
+    batch, cache = _batch(sets, starts, settings, whole=not any(starts))
+    start = torch.stack([s.potential for s in sets]) if initial else None
+    potential = reconstruct(batch, replace(settings, iterations=iterations), start, cache=cache)
+    for s, v in zip(sets, potential):
+        s.potential = v
+
+
+def advance(sets: Sequence[IncrementalReconstruction]) -> list[torch.Tensor]:
+    """Bring every data set's estimate up to date with the patterns added since its last step
+    (all of them share the grid shape and detector geometry; their settings: the first's).
+    Returns each set's estimate (H, W) complex64, in order."""
+    if not sets:
+        return []
+    first = sets[0]
+    if any(s.grid.shape_px != first.grid.shape_px or s.geometry != first.geometry for s in sets):
+        raise GeometryError("data sets reconstructed together must share the grid shape and the geometry")
+    settings = first.settings
+    fresh = [s for s in sets if s.done == 0 and s.count > 0]
+    warm = [s for s in sets if 0 < s.done < s.count]
+    _descend(fresh, [0] * len(fresh), settings.first_iterations, settings.rop, initial=False)
+    _descend(warm, [s.done for s in warm], settings.local_iterations, settings.rop, initial=True)
+    _descend(warm, [0] * len(warm), settings.global_iterations, settings.rop, initial=True)
+    for s in (*fresh, *warm):
+        s.done = s.count
+    return [s.potential for s in sets]
