@@ -1,12 +1,15 @@
-"""The one place that chooses where tensors live.
+"""The one place that chooses where tensors live, and how many CPU threads torch uses.
 
 Physics and policy code take a ``torch.device`` (or tensors already on one); only this
-module decides between CPU and CUDA.
+module decides between CPU and CUDA. ``configure_threads`` sets torch's intra-op thread
+count; with this torch (OpenMP) the count belongs to each thread (a new thread starts with
+its creator's), so the service calls it in its main thread and in every thread that computes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -45,3 +48,20 @@ def deterministic(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when it is set to a positive integer, else one per core."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)
+
+
+def configure_threads(threads: int = 0) -> int:
+    """Set torch's intra-op CPU threads for the calling thread (0: ``default_threads()``);
+    returns the count."""
+    if threads < 0:
+        raise ParameterError(f"threads must be ≥ 0, got {threads}")
+    count = threads or default_threads()
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count

@@ -60,6 +60,19 @@ def window_flat_index(plan: WindowPlan, object_shape: tuple[int, int], window_px
     return base[:, None, None] + offsets[None]
 
 
+def accumulate_windows(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """target.flat[index] += values, summing repeated indices, reproducibly: on the CPU by
+    ``index_add_`` (``index_put_``'s accumulation there is threaded and not bitwise
+    reproducible), on CUDA by ``index_put_``, which has a deterministic kernel under
+    ``device.deterministic``. ``target``: contiguous; index and values of equal shape."""
+    flat = target.view(-1)
+    if target.is_cuda:
+        flat.index_put_((index.reshape(-1),), values.reshape(-1), accumulate=True)
+    else:
+        flat.index_add_(0, index.reshape(-1), values.reshape(-1))
+    return target
+
+
 def _bin_axis(intensity: torch.Tensor, factor: int, dim: int) -> torch.Tensor:
     """Sum ``factor`` far-field pixels into one along ``dim`` so that the bin containing
     the zero frequency is centred on it (trapezoid weights 1/2, 1, …, 1, 1/2 for even factors)."""

@@ -33,7 +33,7 @@ import torch
 
 from ..contracts import ObjectGrid, ProbeOptics, SamplingGeometry
 from ..errors import GeometryError, ParameterError
-from .forward import WindowPlan, detector_intensity, window_flat_index
+from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
 from .probe import probe_real, shifted_probes
 from .reconstruct import ChunkCache, RopBatch, RopSettings, in_fft_order, reconstruct
 
@@ -73,11 +73,11 @@ class IncrementalReconstruction:
         self.probe = probe_real(optics, geometry, device).to(torch.complex64)
         self.probe_on_detector = float(detector_intensity(self.probe[None], geometry).sum())
         m, n = geometry.detector_px, geometry.window_px
-        self.counts = torch.empty((0, m, m), dtype=torch.float32, device=device)
+        self._counts = _Growing((m, m), torch.float32, device)
         self.total_counts = 0.0
-        self.corner_px = torch.empty((0, 2), dtype=torch.long, device=device)
-        self.fraction_px = torch.empty((0, 2), dtype=torch.float64, device=device)
-        self.kept: _Kept | None = _Kept.empty(n, device) if geometry.upsample == 1 else None
+        self._corner_px = _Growing((2,), torch.long, device)
+        self._fraction_px = _Growing((2,), torch.float64, device)
+        self.kept: _Kept | None = _Kept(n, device) if geometry.upsample == 1 else None
         self.light = torch.zeros(grid.shape_px, dtype=torch.float32, device=device)
         self.potential = torch.zeros(grid.shape_px, dtype=torch.complex64, device=device)
         self.done = 0
@@ -85,7 +85,20 @@ class IncrementalReconstruction:
     @property
     def count(self) -> int:
         """Patterns added so far."""
-        return int(self.counts.shape[0])
+        return self._counts.count
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """(n, M, M) the recorded counts."""
+        return self._counts.view
+
+    @property
+    def corner_px(self) -> torch.Tensor:
+        return self._corner_px.view
+
+    @property
+    def fraction_px(self) -> torch.Tensor:
+        return self._fraction_px.view
 
     @property
     def electrons(self) -> float:
@@ -105,14 +118,16 @@ class IncrementalReconstruction:
         counts = torch.as_tensor(frames).to(self.device)
         shifted = shifted_probes(self.probe, plan.fraction_px)
         index = window_flat_index(plan, self.grid.shape_px, self.geometry.window_px)
-        self.light.reshape(-1).index_put_((index.reshape(-1),), shifted.abs().reshape(-1) ** 2, accumulate=True)
-        self.counts = torch.cat([self.counts, counts])
+        accumulate_windows(self.light, index, shifted.abs() ** 2)
+        self._counts.append(counts)
         self.total_counts += float(frames.sum(dtype=np.float64))
-        self.corner_px = torch.cat([self.corner_px, plan.corner_px])
-        self.fraction_px = torch.cat([self.fraction_px, plan.fraction_px])
+        self._corner_px.append(plan.corner_px)
+        self._fraction_px.append(plan.fraction_px)
         if self.kept is not None:
-            over = self.count * self.geometry.window_px**2 * 12 > self.settings.rop.cache_bytes
-            self.kept = None if over else self.kept.extend(shifted, counts, self.geometry.window_px)
+            if self.count * self.geometry.window_px**2 * 12 > self.settings.rop.cache_bytes:
+                self.kept = None          # past the budget: made again in each pass, as from scratch
+            else:
+                self.kept.extend(shifted, counts)
 
     def restore(self, potential: np.ndarray, done: int) -> None:
         """Continue from a stored estimate (H, W) of the first ``done`` patterns (a resumed session)."""
@@ -123,24 +138,56 @@ class IncrementalReconstruction:
         self.done = done
 
 
-@dataclass(frozen=True)
+class _Growing:
+    """A tensor that grows along its first axis without copying what it holds on every append
+    (capacity doubles); ``view``: the (n, ...) filled part."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+        self.buffer = torch.empty((16, *shape), dtype=dtype, device=device)
+        self.count = 0
+
+    @property
+    def view(self) -> torch.Tensor:
+        return self.buffer[:self.count]
+
+    def append(self, values: torch.Tensor) -> None:
+        need = self.count + len(values)
+        if need > len(self.buffer):
+            grown = torch.empty((max(need, 2 * len(self.buffer)), *self.buffer.shape[1:]),
+                                dtype=self.buffer.dtype, device=self.buffer.device)
+            grown[:self.count] = self.view
+            self.buffer = grown
+        self.buffer[self.count:need] = values
+        self.count = need
+
+
 class _Kept:
     """Per pattern, kept from step to step: shifted probes (n, N, N) complex64 and counts in FFT
     order (n, N, N) float32 with the detector's mask (N, N) (``None``: it sees all N × N)."""
 
-    shifted: torch.Tensor
-    ordered: torch.Tensor
-    seen: torch.Tensor | None
+    def __init__(self, window_px: int, device: torch.device) -> None:
+        self.window_px = window_px
+        self._shifted = _Growing((window_px, window_px), torch.complex64, device)
+        self._ordered = _Growing((window_px, window_px), torch.float32, device)
+        self.seen: torch.Tensor | None = None
 
-    @classmethod
-    def empty(cls, window_px: int, device: torch.device) -> _Kept:
-        shape = (0, window_px, window_px)
-        return cls(torch.empty(shape, dtype=torch.complex64, device=device),
-                   torch.empty(shape, dtype=torch.float32, device=device), None)
+    @property
+    def shifted(self) -> torch.Tensor:
+        return self._shifted.view
 
-    def extend(self, shifted: torch.Tensor, counts: torch.Tensor, window_px: int) -> _Kept:
-        ordered, seen = in_fft_order(counts, window_px)
-        return _Kept(torch.cat([self.shifted, shifted]), torch.cat([self.ordered, ordered]), seen)
+    @property
+    def ordered(self) -> torch.Tensor:
+        return self._ordered.view
+
+    def extend(self, shifted: torch.Tensor, counts: torch.Tensor) -> None:
+        ordered, self.seen = in_fft_order(counts, self.window_px)
+        self._shifted.append(shifted)
+        self._ordered.append(ordered)
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The parts concatenated (one part: itself, not copied)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], settings: RopSettings,
@@ -151,18 +198,20 @@ def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], set
     scale = [1.0 / s.electrons if s.electrons > 0 else float("nan") for s in sets]
     if not all(np.isfinite(scale)):
         raise ParameterError("a data set's patterns hold no counts")
-    patterns = torch.cat([s.counts[a:] * c for s, a, c in zip(sets, starts, scale)])
     batch_index = torch.cat([torch.full((s.count - a,), b, dtype=torch.long, device=first.device)
                              for b, (s, a) in enumerate(zip(sets, starts))])
-    plan = WindowPlan(batch_index, torch.cat([s.corner_px[a:] for s, a in zip(sets, starts)]),
-                      torch.cat([s.fraction_px[a:] for s, a in zip(sets, starts)]))
-    batch = RopBatch(patterns=patterns, plan=plan, probes=torch.stack([s.probe for s in sets]),
-                     object_shape=first.grid.shape_px, batch_size=len(sets), geometry=first.geometry)
+    plan = WindowPlan(batch_index, _joined([s.corner_px[a:] for s, a in zip(sets, starts)]),
+                      _joined([s.fraction_px[a:] for s, a in zip(sets, starts)]))
     light = torch.stack([s.light for s in sets]) if whole else None
-    if any(s.kept is None for s in sets):
-        return batch, ChunkCache(batch, settings, light=light)
     kept = [s.kept for s in sets]
-    shifted = torch.cat([k.shifted[a:] for k, a in zip(kept, starts)])
+    if any(k is None for k in kept):
+        patterns = torch.cat([s.counts[a:] * c for s, a, c in zip(sets, starts, scale)])
+        batch = RopBatch(patterns, plan, torch.stack([s.probe for s in sets]), first.grid.shape_px, len(sets),
+                         first.geometry)
+        return batch, ChunkCache(batch, settings, light=light)
+    batch = RopBatch(None, plan, torch.stack([s.probe for s in sets]), first.grid.shape_px, len(sets),
+                     first.geometry)
+    shifted = _joined([k.shifted[a:] for k, a in zip(kept, starts)])
     measured = torch.cat([k.ordered[a:] * c for k, a, c in zip(kept, starts, scale)])
     return batch, ChunkCache(batch, settings, shifted, (measured, kept[0].seen), light)
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..contracts import Acquisition, ObjectGrid, ProbeOptics, SamplingGeometry
 from ..device import deterministic
 from ..errors import GeometryError, ParameterError
-from .forward import WindowPlan, detector_intensity, window_flat_index
+from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
 from .probe import probe_real, shifted_probes
 
 
@@ -68,12 +68,13 @@ GROUND_TRUTH_ITERATIONS = 30
 class RopBatch:
     """B data sets prepared for reconstruction.
 
-    patterns: (n, M, M) normalised patterns of all measured (data set, position) pairs;
+    patterns: (n, M, M) normalised patterns of all measured (data set, position) pairs, or
+    ``None`` when the caller gives them in FFT order through the ``ChunkCache`` (no binning);
     plan: their windows (``plan.batch_index`` says which data set); probes: (B, N, N)
     centred real-space probes (unit norm); object_shape: (H, W) shared by the batch.
     """
 
-    patterns: torch.Tensor
+    patterns: torch.Tensor | None
     plan: WindowPlan
     probes: torch.Tensor
     object_shape: tuple[int, int]
@@ -82,7 +83,7 @@ class RopBatch:
 
     @property
     def device(self) -> torch.device:
-        return self.patterns.device
+        return self.probes.device
 
 
 def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.ndarray],
@@ -131,6 +132,8 @@ class ChunkCache:
         n_bytes = batch.plan.count * batch.geometry.window_px**2 * 8
         self.keep = n_bytes <= settings.cache_bytes
         self.shifted, self.given_measured, self.light = shifted, measured, light
+        if batch.patterns is None and (measured is None or batch.geometry.upsample != 1):
+            raise ParameterError("a batch without centred patterns needs them in FFT order (and no binning)")
         self.store: dict[int, torch.Tensor] = {}
         self.fft_order: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
@@ -171,7 +174,7 @@ def illumination(batch: RopBatch, cache: ChunkCache) -> torch.Tensor:
     for start in _chunks(batch, cache.chunk):
         plan = batch.plan.chunk(start, start + cache.chunk)
         index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
-        total.index_put_((index.reshape(-1),), cache.get(start).abs().reshape(-1) ** 2, accumulate=True)
+        accumulate_windows(total, index, cache.get(start).abs() ** 2)
     return total.reshape(batch.batch_size, height, width)
 
 
@@ -196,7 +199,7 @@ def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
         else:
             per_pattern, window_gradient = _chunk_loss_and_gradient_autograd(
                 probes, windows, batch.patterns[start:start + cache.chunk], batch.geometry)
-        grad_t.index_put_((index.reshape(-1),), window_gradient.reshape(-1), accumulate=True)
+        accumulate_windows(grad_t, index, window_gradient)
         loss.index_add_(0, plan.batch_index, per_pattern.to(torch.float64))
     # the gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
     # holomorphic t = exp(iV) the chain rule gives g_V = conj(i t) · g_t.

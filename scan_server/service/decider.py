@@ -1,6 +1,11 @@
 """Deciding a session's next positions within the deadline: reconstruct (for strategies
 that look), ask the strategy, and when the decision is late answer with the Halton
-continuation (a fallback) while the decision finishes in the background."""
+continuation (a fallback) while the decision finishes in the background.
+
+Reconstructions (``settings.reconstruction``): ``warm`` continues each session's estimate
+(``physics.incremental``) on the one reconstruction thread of ``batching.Batcher``, which
+steps the sessions that decide together in one batched call; ``scratch`` is the previous
+release's path (each decision reconstructs everything acquired from zero, in its own thread)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 import torch
 
+from ..device import configure_threads
+from ..physics.incremental import WarmStartSettings
 from ..physics.reconstruct import reconstruct_sets
 from ..scanning.baselines import halton_unit
 from ..scanning.state import ScanState, StatefulStrategy, needs_reconstruction
+from .batching import Batcher
 from .prometheus_metrics import ServiceMetrics
 from .schemas import Timings
 from .session import Decision, Session
@@ -28,10 +36,16 @@ class Decider:
         self.settings = settings
         self.device = device
         self.metrics = metrics
-        self.compute = ThreadPoolExecutor(settings.compute_workers, thread_name_prefix="decide")
+        self.compute = ThreadPoolExecutor(settings.compute_workers, thread_name_prefix="decide",
+                                          initializer=configure_threads, initargs=(settings.torch_threads,))
+        self.warm = WarmStartSettings(settings.rop_iterations, settings.warm_local_iterations,
+                                      settings.warm_global_iterations)
+        self.batcher = Batcher(settings.batch_window_ms / 1e3, settings.torch_threads,
+                               metrics.batched_sessions.observe)
 
     def close(self) -> None:
         self.compute.shutdown(wait=True)
+        self.batcher.close()
 
     def answer(self, session: Session, seq: int, timings: Timings, started: float
                ) -> tuple[np.ndarray, bool, Timings]:
@@ -61,7 +75,8 @@ class Decider:
         return positions, fallback, timings
 
     def reconstruct(self, session: Session) -> np.ndarray:
-        """The session's reconstruction (H, W) complex of everything acquired (cached per step)."""
+        """The session's reconstruction (H, W) complex of everything acquired: the last step's
+        when nothing was acquired since, else from scratch (cached)."""
         with session.lock:
             frames, positions, count = list(session.frames), list(session.positions), session.acquired
             cached = session.cached_reconstruction()
@@ -77,8 +92,7 @@ class Decider:
         """Reconstruct (only for a strategy that looks at it) and ask the strategy."""
         t0 = time.perf_counter()
         strategy = session.strategy
-        looks = needs_reconstruction(strategy)
-        potential = self.reconstruct(session) if looks else None
+        potential = self._step_reconstruction(session, seq) if needs_reconstruction(strategy) else None
         t1 = time.perf_counter()
         with session.lock:
             acquired = session.unit(np.concatenate(session.positions))
@@ -93,3 +107,18 @@ class Decider:
         if policy_state is not None:
             session.folder.save_policy_state(seq, policy_state)
         return Decision(session.angstrom(unit), 1e3 * (t1 - t0), 1e3 * (t2 - t1))
+
+    def _step_reconstruction(self, session: Session, seq: int) -> np.ndarray:
+        """The reconstruction a looking strategy decides step ``seq`` on (see the module docstring);
+        the warm estimate is kept for the routes and saved for a resume."""
+        if self.settings.reconstruction == "scratch":
+            return self.reconstruct(session)
+        ticket = self.batcher.ticket()
+        try:
+            state = session.warm_reconstruction(self.device, self.warm)
+            potential = self.batcher.reconstruct(ticket, state)
+        finally:
+            ticket.cancel()
+        session.keep_reconstruction(state.done, potential)
+        session.folder.save_estimate(seq, potential)
+        return potential

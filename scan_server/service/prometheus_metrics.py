@@ -29,6 +29,8 @@ class ServiceMetrics:
         self.errors = Counter("scan_server_errors", "error replies", ["code", "plane"], registry=r)
         self.retries = Counter("scan_server_retries", "repeated seq answered from the cache", registry=r)
         self.fallbacks = Counter("scan_server_fallbacks", "late decisions answered with Halton points", registry=r)
+        self.batched_sessions = Histogram("scan_server_reconstruction_sessions", "sessions stepped in one batched "
+                                          "reconstruction call", buckets=(1, 2, 3, 4, 6, 8, 12, 16), registry=r)
 
     def observe(self, stage: str, seconds: float) -> None:
         """One stage of a step: decode, persist, reconstruct or decide (the latter two as they

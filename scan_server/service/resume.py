@@ -1,6 +1,8 @@
 """Reading back a session that was open when the server stopped: its batches, replies and
 policy state, from its folder. The manager then answers a batch that was persisted but not
-yet answered (a crash between the two), or finishes a session whose last reply said done."""
+yet answered (a crash between the two), or finishes a session whose last reply said done.
+A strategy that looks at the reconstruction continues from the warm estimate saved after the
+last answered step (``session.warm_reconstruction``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..scanning.state import ScanStrategy, StatefulStrategy
+from ..scanning.state import ScanStrategy, StatefulStrategy, needs_reconstruction
 from .schemas import AcquisitionSpec
 from .session import Geometry, Session
 from .store import SessionFolder
@@ -31,9 +33,11 @@ def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStra
     session.replies = replies
     session.updated_at = time.time()
     last = len(batches) - 1
+    answered = last if last in replies else last - 1   # the state after the last answered step
     if isinstance(strategy, StatefulStrategy):
-        answered = last if last in replies else last - 1   # the state after the last answered step
         strategy.restore_policy_state(folder.load_policy_state(up_to=answered))
+    if needs_reconstruction(strategy):
+        session.resume_estimate = folder.load_estimate(up_to=answered)
     if last in replies:
         session.planned = np.asarray(replies[last].positions_angstrom).reshape(-1, 2)
     return session

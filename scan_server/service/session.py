@@ -13,10 +13,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
 from ..physics.detector_signals import bright_field_disc, dark_field_fraction
+from ..physics.incremental import IncrementalReconstruction, WarmStartSettings
 from ..policy.model import AdaptiveModel
 from ..policy.model_folder import ModelCard
 from ..scanning.field_of_view import FieldOfView
@@ -100,6 +102,9 @@ class Session:
         self.pending: Future | None = None
         self.lock = threading.RLock()
         self._reconstruction: tuple[int, np.ndarray] | None = None
+        self._warm: IncrementalReconstruction | None = None
+        self._warm_batches = 0
+        self.resume_estimate: tuple[int, np.ndarray] | None = None   # (step, estimate) saved before a restart
 
     def add_batch(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
         """Keep a stored batch: frames (n, M, M), positions (n, 2) Å and the patterns'
@@ -112,6 +117,22 @@ class Session:
         """The reconstruction of everything acquired so far, if one was made since."""
         cached = self._reconstruction
         return cached[1] if cached is not None and cached[0] == self.acquired else None
+
+    def warm_reconstruction(self, device: torch.device, settings: WarmStartSettings) -> IncrementalReconstruction:
+        """The session's warm-started reconstruction with every stored batch added; made on first
+        use, continuing from ``resume_estimate`` when the session was resumed."""
+        with self.lock:
+            if self._warm is None:
+                g = self.geometry
+                self._warm = IncrementalReconstruction(optics_of(self.spec), g.grid, g.sampling, device, settings)
+            for frames, positions in zip(self.frames[self._warm_batches:], self.positions[self._warm_batches:]):
+                self._warm.add(frames, positions)
+            self._warm_batches = len(self.frames)
+            if self.resume_estimate is not None:
+                step, estimate = self.resume_estimate
+                self._warm.restore(estimate, sum(len(p) for p in self.positions[:step + 1]))
+                self.resume_estimate = None
+            return self._warm
 
     def keep_reconstruction(self, acquired: int, potential: np.ndarray) -> None:
         """Remember the reconstruction (H, W) of the first ``acquired`` positions."""
@@ -147,6 +168,7 @@ class Session:
             return False
         self.folder.finish()
         self.status = status
+        self._warm = None          # the device memory of a finished session's reconstruction
         return True
 
     def status_model(self) -> SessionStatus:

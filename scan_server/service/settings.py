@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
 from pydantic import Field, SecretStr, field_validator
@@ -50,8 +50,22 @@ class ServiceSettings(BaseSettings):
     idle_timeout_s: float = Field(900.0, gt=0, description="an idle open session is finished after this")
     decision_deadline_ms: float = Field(500.0, ge=0, description="reply with Halton points when a decision "
                                                                "takes longer (0: always wait)")
-    rop_iterations: int = Field(5, ge=1, le=100, description="ROP iterations per step (paper: 5)")
-    compute_workers: int = Field(2, ge=1, description="decisions computed at once")
+    rop_iterations: int = Field(5, ge=1, le=100, description="ROP iterations of a from-scratch reconstruction "
+                                                             "(each step's in `scratch` mode, the first step's in "
+                                                             "`warm` mode; paper: 5)")
+    reconstruction: Literal["warm", "scratch"] = Field(
+        "warm", description="each step's reconstruction for a strategy that looks at it: `warm` continues the "
+                            "previous step's estimate (physics/incremental.py), `scratch` starts from zero over "
+                            "everything acquired (the previous release)")
+    warm_local_iterations: int = Field(2, ge=0, le=100, description="`warm`: passes over the new patterns alone")
+    warm_global_iterations: int = Field(1, ge=0, le=100, description="`warm`: passes over everything acquired")
+    batch_window_ms: float = Field(5.0, ge=0, le=1000, description="reconstructions due together run as one "
+                                                                   "batched call; the first waits at most this "
+                                                                   "long for the others (0: each alone)")
+    compute_workers: int = Field(4, ge=1, description="decisions computed at once")
+    torch_threads: int = Field(0, ge=0, description="torch's CPU threads for every thread of the server that "
+                                                    "computes (0: OMP_NUM_THREADS if set, else one per "
+                                                    "core; device.configure_threads)")
 
     @field_validator("model")
     @classmethod

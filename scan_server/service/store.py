@@ -7,6 +7,8 @@ Layout of ``data_dir/SESSION_ID/``:
   durable record, one file per batch, so a crash can never damage an earlier batch;
 - ``replies/SEQ.json``: the reply sent for that batch (a retry gets it again);
 - ``policy/SEQ.npy``: the adaptive policy's hidden state after that step;
+- ``estimate/SEQ.npy``: the warm-started reconstruction after that step (only the latest is
+  kept; a resumed session continues from it, ``physics.incremental``);
 - ``recording.h5``: the canonical recording (docs/recording-format.md), appended and
   flushed batch by batch with the planned positions and per-step timings under
   ``/session``; marked complete when the session finishes, then readable by
@@ -83,7 +85,7 @@ class SessionFolder:
 
     # ---- creation and loading ---------------------------------------------------
     def create(self, record: SessionRecord) -> None:
-        for sub in ("batches", "replies", "policy"):
+        for sub in ("batches", "replies", "policy", "estimate"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         _atomic_write(self.folder / SESSION_FILE, json.dumps({
             "session_id": record.session_id, "spec": record.spec.model_dump(mode="json"), "model": record.model,
@@ -114,6 +116,11 @@ class SessionFolder:
         states = sorted(p for p in (self.folder / "policy").glob("*.npy") if int(p.stem) <= up_to)
         return np.load(states[-1], allow_pickle=False) if states else None
 
+    def load_estimate(self, up_to: int) -> tuple[int, np.ndarray] | None:
+        """The warm-started reconstruction saved after the latest step ≤ ``up_to`` and that step."""
+        saved = sorted(p for p in (self.folder / "estimate").glob("*.npy") if int(p.stem) <= up_to)
+        return (int(saved[-1].stem), np.load(saved[-1], allow_pickle=False)) if saved else None
+
     # ---- appending ----------------------------------------------------------------
     def append_batch(self, batch: StoredBatch) -> None:
         """Durable first (batch file, fsynced), then the recording (appended, flushed)."""
@@ -135,6 +142,17 @@ class SessionFolder:
         buffer = io.BytesIO()
         np.save(buffer, hidden, allow_pickle=False)
         _atomic_write(self.folder / "policy" / f"{seq:06d}.npy", buffer.getvalue())
+
+    def save_estimate(self, seq: int, potential: np.ndarray) -> None:
+        """The warm-started reconstruction (H, W) complex64 after step ``seq``; earlier ones are removed."""
+        folder = self.folder / "estimate"
+        folder.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, potential, allow_pickle=False)
+        _atomic_write(folder / f"{seq:06d}.npy", buffer.getvalue())
+        for path in folder.glob("*.npy"):
+            if int(path.stem) < seq:
+                path.unlink(missing_ok=True)
 
     # ---- the canonical recording -----------------------------------------------------
     def _open_recording(self, spec: AcquisitionSpec, rebuild_from: list[StoredBatch]) -> None:
@@ -188,7 +206,7 @@ class SessionFolder:
         self._h5.flush()
         self._h5.close()
         self._h5 = None
-        for path in (self.folder / "batches").glob("*.npz"):
+        for path in [*(self.folder / "batches").glob("*.npz"), *(self.folder / "estimate").glob("*.npy")]:
             path.unlink()
 
     def close(self) -> None:
