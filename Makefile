@@ -8,7 +8,7 @@ VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 
-.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy bench-service clean
+.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy bench-service gpu-check clean
 
 all: test
 
@@ -53,9 +53,15 @@ bench-replay: $(VENV)/.installed
 bench-policy: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_policy.py
 
-## make bench-service: per-step decision latency of the server (p50, p95), one session and four at once
+## make bench-service: per-step decision latency of the server (p50, p95, fallbacks), one session and four at
+## once, against the previous release's path in the same run
 bench-service: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_service.py
+
+## make gpu-check: on a CUDA machine, the gpu tests, ROP on CUDA against the CPU, the paper preset's policy
+## step and the service benchmark on CUDA, in one table (a few minutes); without CUDA it says so and stops
+gpu-check: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache
