@@ -35,6 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import torch
 from scan_client import ScanClient, run_scan
@@ -94,9 +95,8 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 def measure(url: str, token: str, acquisition, strategy: str, sessions: int) -> Measured:
-    """``sessions`` sessions one after the other, then four at once."""
+    """``sessions`` sessions one after the other, then four at once (after a warm-up session)."""
     spec = spec_for(acquisition, strategy, positions=250, subsequence=50, seed=0)
-    play(url, token, acquisition, spec, [])      # warm-up
     measured = Measured()
     for _ in range(sessions):
         measured.single_fallbacks += play(url, token, acquisition, spec, measured.single)
@@ -112,15 +112,47 @@ def measure(url: str, token: str, acquisition, strategy: str, sessions: int) -> 
     return measured
 
 
+def stage_totals(url: str, token: str) -> dict[str, tuple[float, float]]:
+    """The server's total seconds and count per stage of a step, from its Prometheus metrics."""
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30).text
+    totals: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for k, name in enumerate(("scan_server_stage_seconds_sum", "scan_server_stage_seconds_count")):
+            if line.startswith(name + "{"):
+                stage = line.split('stage="')[1].split('"')[0]
+                totals.setdefault(stage, [0.0, 0.0])[k] = float(line.rsplit(" ", 1)[1])
+    return {stage: (v[0], v[1]) for stage, v in totals.items()}
+
+
+def stage_means_ms(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Mean ms per stage between two ``stage_totals`` (the warm-up session left out)."""
+    means = {}
+    for stage, (seconds, count) in after.items():
+        done = count - before.get(stage, (0.0, 0.0))[1]
+        if done:
+            means[stage] = 1e3 * (seconds - before.get(stage, (0.0, 0.0))[0]) / done
+    return means
+
+
 def serve_and_measure(work: Path, folder: Path, device: str, path: str, acquisition, strategies: list[str],
                       sessions: int) -> dict[str, Measured]:
-    server = LocalServer(work / f"sessions-{path}", work / f"server-{path}.log", models_dir=str(folder.parent),
-                         model=folder.name, device=device, decision_deadline_ms=str(DEADLINE_MS),
-                         **PATHS[path]).start()
-    try:
-        return {s: measure(server.url, server.token, acquisition, s, sessions) for s in strategies}
-    finally:
-        server.stop()
+    """One server per strategy (so its stage times are the strategy's own), printed as it goes."""
+    results = {}
+    for strategy in strategies:
+        server = LocalServer(work / f"sessions-{path}-{strategy}", work / f"server-{path}.log",
+                             models_dir=str(folder.parent), model=folder.name, device=device,
+                             decision_deadline_ms=str(DEADLINE_MS), **PATHS[path]).start()
+        try:
+            spec = spec_for(acquisition, strategy, positions=250, subsequence=50, seed=0)
+            play(server.url, server.token, acquisition, spec, [])      # warm-up (first kernels, caches)
+            before = stage_totals(server.url, server.token)
+            results[strategy] = measure(server.url, server.token, acquisition, strategy, sessions)
+            stages = stage_means_ms(before, stage_totals(server.url, server.token))
+            print(f"{path}, {strategy}: server's mean per stage after the warm-up " +
+                  ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items()), flush=True)
+        finally:
+            server.stop()
+    return results
 
 
 def report(results: dict[str, dict[str, Measured]], strategies: list[str], target_ms: float) -> None:
