@@ -8,7 +8,7 @@ VENV       ?= .venv
 BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 
-.PHONY: all venv test test-fast demo bench-rop bench-replay bench-policy bench-service gpu-check clean
+.PHONY: all venv browser test test-fast demo bench-rop bench-replay bench-policy bench-service gpu-check clean
 
 all: test
 
@@ -21,12 +21,25 @@ $(VENV)/.installed: pyproject.toml setup.py
 
 venv: $(VENV)/.installed
 
+## make browser: Debian's chromium and chromium-driver for the live view's browser test, installed where
+## apt-get can (as root); elsewhere it says so and that test is skipped with the reason
+BROWSER_PACKAGES ?= chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(BROWSER_PACKAGES) (Debian) for the live view's browser test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1; } || \
+	  echo "could not install $(BROWSER_PACKAGES): the live view's browser test will be skipped"; \
+	else echo "no chromium/chromedriver and no apt-get as root: the live view's browser test will be skipped"; fi
+
 ## make test: install and run the whole suite (slow tests included)
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(VENV)/bin/python -m pytest
 
 ## make test-fast: skip tests marked slow
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed browser
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 ## make demo: simulate two recordings, start the server with the shipped model, replay them with every

@@ -53,6 +53,12 @@ class ScanClient:
     def model(self) -> dict:
         return self._json("GET", "/model")
 
+    def live_view_url(self, session_id: str | None = None, with_token: bool = True) -> str:
+        """The browser page that follows one session (or lists them all). The token rides in the
+        URL's fragment (``#token=…``): browsers never send a fragment, so it reaches no log."""
+        page = f"{self.url}/sessions/{session_id}/view" if session_id else f"{self.url}/view"
+        return page + (f"#token={self.token}" if with_token and self.token else "")
+
     def open_session(self, spec: dict) -> Session:
         """Open a session (spec: the AcquisitionSpec fields of docs/protocol.md)."""
         return Session(self, self._json("POST", "/sessions", json=spec))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,12 +34,16 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def run_scan(microscope: Microscope, client: ScanClient, spec: dict) -> ScanResult:
-    """Open a session, acquire and submit until the budget is spent, finish it."""
+def run_scan(microscope: Microscope, client: ScanClient, spec: dict,
+             on_open: Callable[[str], None] | None = None) -> ScanResult:
+    """Open a session, acquire and submit until the budget is spent, finish it. ``on_open`` is
+    told the session's id once it is open (e.g. to open its live view)."""
     visited: list[np.ndarray] = []
     latencies: list[float] = []
     fallbacks = 0
     with client.open_session(spec) as session:
+        if on_open is not None:
+            on_open(session.id)
         while not session.done:
             frames, actual = microscope.acquire(session.positions)
             visited.append(np.asarray(actual, dtype=np.float64).reshape(-1, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scan_client.errors import ScanClientError
@@ -38,6 +38,9 @@ def _replay_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before a retry")
     p.add_argument("--device", default="auto", help="for the scoring reconstructions")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--view", action="store_true",
+                   help="open each replayed session's live view in the browser (the token travels in the URL's "
+                        "fragment, which is never sent to the server)")
     add_metadata_options(p)
 
 
@@ -80,6 +83,17 @@ def _names(paths: list[Path]) -> list[str]:
     return names
 
 
+def _live_view_opener(client) -> Callable[[str], None]:
+    """Opens each session's live view in a new browser tab (and says where, without the token)."""
+    import webbrowser
+
+    def open_view(session_id: str) -> None:
+        print(f"live view: {client.live_view_url(session_id, with_token=False)}", file=sys.stderr, flush=True)
+        webbrowser.open_new_tab(client.live_view_url(session_id))
+
+    return open_view
+
+
 def run_replay(args: argparse.Namespace) -> None:
     from scan_client.client import ScanClient
 
@@ -96,7 +110,8 @@ def run_replay(args: argparse.Namespace) -> None:
         served = client.health()["strategies"]  # all: every strategy this server offers now
         strategies = served if args.strategy == "all" else [args.strategy]
         report = replay(client, acquisitions, _names(args.recordings), strategies, args.positions,
-                        args.final_iterations, args.out, args.seed, choose_device(args.device))
+                        args.final_iterations, args.out, args.seed, choose_device(args.device),
+                        on_open=_live_view_opener(client) if args.view else None)
     print((args.out / "report.md").read_text())
     for warning in report["warnings"]:
         print(f"warning (server): {warning}", file=sys.stderr)

@@ -9,6 +9,7 @@ truth, same final reconstruction, same report), plus each strategy's per-step la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,10 +85,12 @@ class Latencies:
 
 
 def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str], strategies: list[str],
-           positions: int | list[int], final_iterations: int, out: Path, seed: int, device) -> dict:
+           positions: int | list[int], final_iterations: int, out: Path, seed: int, device,
+           on_open: Callable[[str], None] | None = None) -> dict:
     """Replay every recording with every strategy; write report.json/md, figures, positions.
     ``positions``: one count, or several (a dose–quality curve: a sequential strategy's session
-    runs to the largest and is scored on its prefixes; any other gets a session per count)."""
+    runs to the largest and is scored on its prefixes; any other gets a session per count).
+    ``on_open``: told each session's id as it opens (``--view``)."""
     plan = DosePlan.of([positions] if isinstance(positions, int) else positions)
     subsequence = 50
     if ADAPTIVE in strategies:
@@ -102,7 +105,7 @@ def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str]
             for count in counts:
                 microscope = RecordedMicroscope(acquisition)
                 result = run_scan(microscope, client, spec_for(acquisition, strategy, count, subsequence, seed + i,
-                                                               label=f"replay of {name}"))
+                                                               label=f"replay of {name}"), on_open)
                 chosen[strategy][count] = microscope.visited
                 latencies.add(strategy, result.latencies_ms, result.fallbacks)
                 warnings += [f"{name}, {strategy}: {w}" for w in result.warnings]

@@ -7,6 +7,7 @@ Nothing is built at import: the lifespan loads the model, opens the session inde
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,7 @@ from ..errors import ScanServerError
 from ..policy.model_folder import ModelFolder
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
-from .routes import health, model, sessions, telemetry
+from .routes import health, model, sessions, telemetry, view
 from .schemas import PROTOCOL_VERSION
 from .session import LoadedModel
 from .sessions import SessionManager
@@ -60,6 +61,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         data_plane.start()
         app.state.settings, app.state.metrics, app.state.device = settings, metrics, device
         app.state.loaded, app.state.manager, app.state.data_plane = loaded, manager, data_plane
+        app.state.viewers = threading.BoundedSemaphore(settings.max_viewers) if settings.max_viewers else \
+            threading.Semaphore(0)
         log.info("data plane on %s, model %s, device %s", data_plane.endpoint, loaded.name, device)
         try:
             yield
@@ -91,6 +94,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                                                  ErrorCode.bad_request)
         return JSONResponse({"code": code.value, "message": str(exc.detail)}, status_code=exc.status_code)
 
-    for router in (health.router, model.router, sessions.router, telemetry.router):
+    for router in (health.router, model.router, sessions.router, telemetry.router, view.router):
         app.include_router(router)
     return app

@@ -102,6 +102,36 @@ class SessionStatus(BaseModel):
     updated_at: float
 
 
+class LiveStep(BaseModel):
+    """One answered step of a session, as the live view shows it."""
+
+    seq: int
+    positions: int = Field(description="positions of the batch")
+    total_ms: float | None = Field(description="batch received → reply ready (server side)")
+    fallback: bool
+
+
+class LiveView(BaseModel):
+    """What a session's live view draws (``GET /sessions/{id}/live`` and each server-sent event
+    of ``GET /sessions/{id}/events``)."""
+
+    session_id: str
+    status: Status
+    strategy: Strategy
+    version: int = Field(description="increases with every change (a batch answered, the session closed)")
+    field_of_view_angstrom: tuple[float, float]
+    positions_acquired: int
+    positions_planned: int
+    acquired_angstrom: list[tuple[float, float]] = Field(description="every acquired position (y, x) Å, in order")
+    acquired_step: list[int] = Field(description="the step (batch) of each acquired position")
+    next_positions_angstrom: list[tuple[float, float]] = Field(description="the positions asked for next")
+    steps: list[LiveStep]
+    fallbacks: int
+    dose_electrons_per_angstrom2: float | None = Field(description="electrons per Å² of the field of view so far")
+    dose_source: Literal["spec", "detected counts"] | None = Field(
+        description="electrons per pattern from the spec's electrons_per_pattern, else the mean detected counts")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str

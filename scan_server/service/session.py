@@ -24,7 +24,7 @@ from ..policy.model_folder import ModelCard
 from ..scanning.field_of_view import FieldOfView
 from ..scanning.state import ScanStrategy
 from .errors import ErrorCode, ServiceError
-from .schemas import AcquisitionSpec, PositionsReply, SessionStatus, Status, Timings
+from .schemas import AcquisitionSpec, LiveStep, LiveView, PositionsReply, SessionStatus, Status, Timings
 from .store import SessionFolder, SessionRecord, optics_of
 
 #: Reported positions may land this fraction of the field of view outside it (scan coils).
@@ -101,6 +101,8 @@ class Session:
         self.updated_at = record.created_at
         self.pending: Future | None = None
         self.lock = threading.RLock()
+        self.version = 0
+        self._changed = threading.Condition(self.lock)
         self._reconstruction: tuple[int, np.ndarray] | None = None
         self._warm: IncrementalReconstruction | None = None
         self._warm_batches = 0
@@ -161,6 +163,44 @@ class Session:
     def angstrom(self, positions_unit: np.ndarray) -> np.ndarray:
         return self.geometry.field.to_angstrom(positions_unit)
 
+    def touch(self) -> None:
+        """Mark a change the live views should see (a batch answered, the session closed). Call with the lock."""
+        self.version += 1
+        self._changed.notify_all()
+
+    def wait_for_change(self, seen: int, timeout_s: float) -> int:
+        """Block until ``version`` differs from ``seen`` or ``timeout_s`` passes; the version then."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != seen, timeout=timeout_s)
+            return self.version
+
+    def live_model(self) -> LiveView:
+        """What the live view draws now."""
+        with self.lock:
+            acquired = np.concatenate(self.positions) if self.positions else np.empty((0, 2))
+            steps = [LiveStep(seq=seq, positions=len(p), total_ms=r.timings.total_ms if r else None,
+                              fallback=bool(r and r.fallback))
+                     for seq, p in enumerate(self.positions) for r in [self.replies.get(seq)]]
+            dose, source = self._dose()
+            return LiveView(
+                session_id=self.id, status=self.status, strategy=self.spec.strategy, version=self.version,
+                field_of_view_angstrom=self.spec.field_of_view_angstrom, positions_acquired=len(acquired),
+                positions_planned=self.spec.total_positions, acquired_angstrom=acquired.tolist(),
+                acquired_step=[seq for seq, p in enumerate(self.positions) for _ in range(len(p))],
+                next_positions_angstrom=np.asarray(self.planned).reshape(-1, 2).tolist()
+                if self.status is Status.open else [],
+                steps=steps, fallbacks=self.fallbacks, dose_electrons_per_angstrom2=dose, dose_source=source)
+
+    def _dose(self) -> tuple[float | None, str | None]:
+        """Electrons per Å² of the field of view so far, and where the electrons per pattern came from."""
+        if not self.frames:
+            return 0.0, None
+        area = float(np.prod(self.spec.field_of_view_angstrom))
+        if self.spec.electrons_per_pattern is not None:
+            return self.spec.electrons_per_pattern * self.acquired / area, "spec"
+        counts = sum(float(f.sum(dtype=np.float64)) for f in self.frames)
+        return counts / area, "detected counts"
+
     def close(self, status: Status) -> bool:
         """The one transition: an open session becomes ``status`` (finished or expired), its
         recording completed; False (and nothing done) when it was not open. Call with the lock."""
@@ -169,6 +209,7 @@ class Session:
         self.folder.finish()
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
+        self.touch()
         return True
 
     def status_model(self) -> SessionStatus:

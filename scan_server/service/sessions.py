@@ -141,6 +141,12 @@ class SessionManager:
         with self._lock:
             self.sessions[session.id] = session
 
+    def listed(self, limit: int = 100) -> list[Session]:
+        """The sessions this server holds (open, resumed, and finished since it started), newest first."""
+        with self._lock:
+            held = list(self.sessions.values())
+        return sorted(held, key=lambda s: s.record.created_at, reverse=True)[:limit]
+
     def get(self, session_id: str) -> Session:
         with self._lock:
             session = self.sessions.get(session_id)
@@ -197,6 +203,7 @@ class SessionManager:
             session.planned = positions
             session.fallbacks += fallback
             session.last_timings = timings
+            session.touch()
         if reply.done:
             self.finish(session.id, Status.finished)
         return reply

@@ -63,6 +63,7 @@ class ServiceSettings(BaseSettings):
                                                                    "batched call; the first waits at most this "
                                                                    "long for the others (0: each alone)")
     compute_workers: int = Field(4, ge=1, description="decisions computed at once")
+    max_viewers: int = Field(8, ge=0, le=256, description="live views (server-sent event streams) open at once")
     torch_threads: int = Field(0, ge=0, description="torch's CPU threads for every thread of the server that "
                                                     "computes (0: OMP_NUM_THREADS if set, else one per "
                                                     "core; device.configure_threads)")

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import AsyncIterator
 from typing import Literal
 
 import matplotlib
 import numpy as np
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ..deps import Authorised, Manager
-from ..schemas import AcquisitionSpec, SessionOpened, SessionStatus
+from ..errors import ErrorCode, ServiceError
+from ..schemas import AcquisitionSpec, LiveView, SessionOpened, SessionStatus, Status
+
+#: a live view's stream sends a comment line when nothing changed for this long (keeps proxies open)
+KEEP_ALIVE_S = 10.0
 
 router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorised])
 
@@ -21,6 +28,48 @@ def open_session(spec: AcquisitionSpec, manager: Manager, request: Request) -> S
                          positions_angstrom=session.planned.tolist(), seq=0,
                          data_endpoint=request.app.state.data_plane.endpoint, model=session.record.model,
                          warnings=warnings)
+
+
+@router.get("", response_model=list[SessionStatus], summary="the sessions this server holds, newest first "
+                                                           "(open, resumed, finished since it started; at most 100)")
+def list_sessions(manager: Manager) -> list[SessionStatus]:
+    return [session.status_model() for session in manager.listed()]
+
+
+@router.get("/{session_id}/live", response_model=LiveView, summary="what the live view draws: positions by "
+                                                                   "step, next positions, step times, dose")
+def live(session_id: str, manager: Manager) -> LiveView:
+    return manager.get(session_id).live_model()
+
+
+@router.get("/{session_id}/events", summary="server-sent events: the live view's state after every change",
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(session_id: str, manager: Manager, request: Request) -> StreamingResponse:
+    session = manager.get(session_id)
+    viewers = request.app.state.viewers
+    if not viewers.acquire(blocking=False):
+        raise ServiceError(ErrorCode.busy, f"{request.app.state.settings.max_viewers} live views are open "
+                                           "(max_viewers); close one")
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            seen = -1
+            while not await request.is_disconnected():
+                version = session.version if seen < 0 else \
+                    await asyncio.to_thread(session.wait_for_change, seen, KEEP_ALIVE_S)
+                if version == seen:
+                    yield ": keep-alive\n\n"
+                    continue
+                seen = version
+                view = session.live_model()
+                yield f"event: state\ndata: {view.model_dump_json()}\n\n"
+                if view.status is not Status.open:
+                    break
+        finally:
+            viewers.release()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/{session_id}", response_model=SessionStatus, summary="step, positions acquired/planned, timings")
