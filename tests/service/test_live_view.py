@@ -105,3 +105,21 @@ def test_the_page_shows_the_positions_and_updates_after_each_batch(server, wire,
         assert "e⁻/Å²" in text("dose")
     finally:
         browser.quit()
+
+
+def test_replay_is_told_each_session_and_builds_its_live_view_url(server, recording):
+    """What ``scan-client replay --view`` opens: the page of the session just opened, the token
+    only in the fragment."""
+    from scan_client import ScanClient, run_scan
+
+    from scan_server.emulation.recorded import RecordedMicroscope, spec_for
+
+    opened: list[str] = []
+    with ScanClient(server.url, TOKEN) as client:
+        result = run_scan(RecordedMicroscope(recording), client, spec_for(recording, "halton", 20, 10, 0),
+                          on_open=opened.append)
+        assert opened == [result.session_id]
+        url = client.live_view_url(result.session_id)
+        assert url == f"{server.url}/sessions/{result.session_id}/view#token={TOKEN}"
+        assert "token" not in client.live_view_url(result.session_id, with_token=False)
+        assert client.live_view_url().startswith(f"{server.url}/view")
