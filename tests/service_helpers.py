@@ -13,7 +13,7 @@ from scan_server.emulation.recorded import spec_for as replay_spec
 
 from scan_server.contracts import Acquisition
 
-TOKEN = "test-token-123"
+TOKEN = "test-token-1234567"
 
 
 def spec_for(acquisition: Acquisition, strategy: str = "adaptive", total: int = 40, subsequence: int = 10,

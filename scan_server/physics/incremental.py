@@ -231,15 +231,17 @@ def _descend(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], i
 def advance(sets: Sequence[IncrementalReconstruction]) -> list[torch.Tensor]:
     """Bring every data set's estimate up to date with the patterns added since its last step
     (all of them share the grid shape and detector geometry; their settings: the first's).
-    Returns each set's estimate (H, W) complex64, in order."""
+    A set whose patterns hold no counts at all (a blanked beam) has nothing to fit and keeps
+    its estimate (zero) until counts arrive. Returns each set's estimate (H, W) complex64, in order."""
     if not sets:
         return []
     first = sets[0]
     if any(s.grid.shape_px != first.grid.shape_px or s.geometry != first.geometry for s in sets):
         raise GeometryError("data sets reconstructed together must share the grid shape and the geometry")
     settings = first.settings
-    fresh = [s for s in sets if s.done == 0 and s.count > 0]
-    warm = [s for s in sets if 0 < s.done < s.count]
+    measured = [s for s in sets if s.total_counts > 0]   # no counts yet (a blanked beam): nothing to fit
+    fresh = [s for s in measured if s.done == 0 and s.count > 0]
+    warm = [s for s in measured if 0 < s.done < s.count]
     _descend(fresh, [0] * len(fresh), settings.first_iterations, settings.rop, initial=False)
     _descend(warm, [s.done for s in warm], settings.local_iterations, settings.rop, initial=True)
     _descend(warm, [0] * len(warm), settings.global_iterations, settings.rop, initial=True)

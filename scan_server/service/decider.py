@@ -76,15 +76,21 @@ class Decider:
 
     def reconstruct(self, session: Session) -> np.ndarray:
         """The session's reconstruction (H, W) complex of everything acquired: the last step's
-        when nothing was acquired since, else from scratch (cached)."""
+        when nothing was acquired since, else from scratch (cached). Patterns without any
+        counts (a blanked beam) carry no information: their reconstruction is zero."""
         with session.lock:
             frames, positions, count = list(session.frames), list(session.positions), session.acquired
             cached = session.cached_reconstruction()
+            blank = session.counts_total == 0
         if cached is not None:
             return cached
         g = session.geometry
-        potential = reconstruct_sets([np.concatenate(frames)], [np.concatenate(positions)], [optics_of(session.spec)],
-                                     g.grid, g.sampling, self.settings.rop_iterations, self.device)[0].cpu().numpy()
+        if blank:
+            potential = np.zeros(g.grid.shape_px, dtype=np.complex64)
+        else:
+            potential = reconstruct_sets([np.concatenate(frames)], [np.concatenate(positions)],
+                                         [optics_of(session.spec)], g.grid, g.sampling, self.settings.rop_iterations,
+                                         self.device)[0].cpu().numpy()
         session.keep_reconstruction(count, potential)
         return potential
 

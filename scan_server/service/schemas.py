@@ -133,7 +133,9 @@ class LiveView(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field("ok", description="degraded: the data plane is not running "
+                                                                "(answered with HTTP 503)")
+    data_plane_alive: bool = Field(True, description="the ZeroMQ loop went round within the last 5 s")
     version: str
     protocol_version: str = PROTOCOL_VERSION
     model_loaded: bool

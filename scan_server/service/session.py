@@ -93,6 +93,7 @@ class Session:
         self.frames: list[np.ndarray] = []
         self.positions: list[np.ndarray] = []
         self.dark_field: list[np.ndarray] = []
+        self.counts_total = 0.0
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
         self.status = Status.open
@@ -114,6 +115,7 @@ class Session:
         self.frames.append(frames)
         self.positions.append(positions_angstrom)
         self.dark_field.append(dark_field_fraction(frames, self.geometry.bright_field))
+        self.counts_total += float(np.sum(frames, dtype=np.float64))
 
     def cached_reconstruction(self) -> np.ndarray | None:
         """The reconstruction of everything acquired so far, if one was made since."""

@@ -17,6 +17,9 @@ from ..errors import ParameterError
 from ..policy import DEFAULT_MODEL
 
 LOOPBACK_NAMES = ("localhost",)
+#: the shortest token accepted, and tokens that were published (an example file's placeholder)
+MIN_TOKEN_CHARS = 16
+PUBLISHED_TOKENS = frozenset({"change-me-to-a-long-random-string"})
 
 
 def is_loopback(host: str) -> bool:
@@ -67,6 +70,18 @@ class ServiceSettings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="torch's CPU threads for every thread of the server that "
                                                     "computes (0: OMP_NUM_THREADS if set, else one per "
                                                     "core; device.configure_threads)")
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if secret in PUBLISHED_TOKENS:
+            raise ValueError("is the published example token: set your own (openssl rand -hex 16)")
+        if len(secret) < MIN_TOKEN_CHARS:
+            raise ValueError(f"is {len(secret)} characters; use at least {MIN_TOKEN_CHARS} (openssl rand -hex 16)")
+        return value
 
     @field_validator("model")
     @classmethod

@@ -10,13 +10,13 @@ an inproc socket and go out without blocking: a client that vanished is simply d
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import zmq
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
@@ -28,18 +28,26 @@ log = logging.getLogger("scan_server.service")
 
 #: Largest JSON header accepted (positions of a large batch fit easily).
 MAX_HEADER_BYTES = 8 * 2**20
+#: ``/health`` reports the data plane dead when its loop has not gone round for this long (it polls every 0.1 s).
+HEARTBEAT_S = 5.0
 
 
 def _error(code: ErrorCode, message: str, seq: int | None = None) -> bytes:
     return ErrorReply(code=code.value, message=message, seq=seq).model_dump_json().encode()
 
 
+class _SeqOnly(BaseModel):
+    """The seq of a header, read by pydantic's bounded parser (depth-limited, unlike ``json``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    seq: int | None = None
+
+
 def _seq_of(raw: bytes) -> int | None:
     """Best-effort seq of a header that failed validation (so the client can match the error)."""
     try:
-        seq = json.loads(raw).get("seq")
-        return seq if isinstance(seq, int) else None
-    except (ValueError, AttributeError):
+        return _SeqOnly.model_validate_json(raw).seq
+    except ValidationError:
         return None
 
 
@@ -71,6 +79,7 @@ class ZmqServer:
         self.inflight: dict[str, tuple[int, list[list[bytes]]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zmq", daemon=True)
+        self.heartbeat = time.monotonic()
 
     @property
     def endpoint(self) -> str:
@@ -89,11 +98,17 @@ class ZmqServer:
         self.context.term()
 
     # ---- the loop (owns the ROUTER) ----------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """The loop thread runs and went round within the last ``HEARTBEAT_S`` (``/health``)."""
+        return self._thread.is_alive() and time.monotonic() - self.heartbeat < HEARTBEAT_S
+
     def _loop(self) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.replies, zmq.POLLIN)
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             events = dict(poller.poll(100))
             if self.replies in events:
                 while True:
@@ -110,7 +125,11 @@ class ZmqServer:
                         parts = self.router.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    self._receive(parts)
+                    try:
+                        self._receive(parts)
+                    except Exception as exc:   # one message never stops the loop that serves every client
+                        log.exception("a message could not be handled")
+                        self._reject(parts[:1], ErrorCode.internal_error, f"{type(exc).__name__}: {exc}", None)
 
     def _send(self, envelope: list[bytes], reply: bytes) -> None:
         try:

@@ -123,6 +123,18 @@ def test_past_the_memory_budget_probes_and_patterns_are_made_per_pass(scan_data,
     assert tight.kept is None and kept.kept is not None and len(kept.kept.shifted) == 60
 
 
+def test_a_set_without_counts_keeps_its_estimate_until_counts_arrive(scan_data, small_geometry, optics):
+    """A blanked beam: nothing to fit, no error; stepped together with a set that has counts."""
+    frames, positions, grid, _ = scan_data
+    blank, lit = _incremental(grid, small_geometry, optics), _incremental(grid, small_geometry, optics)
+    blank.add(np.zeros_like(frames[:20]), positions[:20])
+    lit.add(frames[:20], positions[:20])
+    estimates = advance([blank, lit])
+    assert not estimates[0].any() and estimates[1].abs().max() > 0 and blank.done == 0
+    blank.add(frames[20:40], positions[20:40])
+    assert advance([blank])[0].abs().max() > 0 and blank.done == 40
+
+
 def test_sets_of_different_grids_are_refused(scan_data, small_geometry, optics):
     frames, positions, grid, _ = scan_data
     other = ObjectGrid.covering(RasterScan((12, 12), 0.7).positions_angstrom(), small_geometry)

@@ -34,13 +34,28 @@ def test_binding_a_public_address_without_a_token_is_refused(tmp_path, models_di
     create_app(_settings(tmp_path, models_dir, host="::1", token=None))    # loopback: fine
 
 
+@pytest.mark.parametrize("token", ["short-token", "change-me-to-a-long-random-string"])
+def test_short_and_published_tokens_are_refused(tmp_path, models_dir, token):
+    """Issue 14, 10: a copied example (its placeholder) or a guessable token never starts a server."""
+    with pytest.raises(ParameterError, match="token"):
+        load_settings(token=token)
+
+
+def test_the_example_settings_file_does_not_start_as_it_is():
+    example = Path(__file__).parents[2] / "deploy" / "scan-server.env.example"
+    token = next(line.split("=", 1)[1] for line in example.read_text().splitlines()
+                 if line.startswith("SCAN_SERVER_TOKEN="))
+    with pytest.raises(ParameterError, match="published example token"):
+        load_settings(token=token)
+
+
 def test_settings_come_from_environment_file_and_overrides(tmp_path, monkeypatch):
     config = tmp_path / "server.toml"
     config.write_text('port = 9000\nzmq_port = 9001\nidle_timeout_s = 60\n')
-    monkeypatch.setenv("SCAN_SERVER_TOKEN", "from-env")
+    monkeypatch.setenv("SCAN_SERVER_TOKEN", "from-the-environment")
     monkeypatch.setenv("SCAN_SERVER_PORT", "9100")
     settings = load_settings(config, zmq_port=9200)
-    assert settings.token_value() == "from-env"
+    assert settings.token_value() == "from-the-environment"
     assert settings.port == 9100            # environment over file
     assert settings.zmq_port == 9200        # command line over both
     assert settings.idle_timeout_s == 60    # file over default
