@@ -222,8 +222,11 @@ class SessionManager:
             session.pending.result()
             session.pending = None
         with session.lock:
-            if session.close(status):
+            if session.status is Status.open and status is not Status.open:
+                # crash-ordered: the index first, then the recording is marked complete, then the batch
+                # files go; a kill in between leaves a finished session with its files, never the reverse
                 self.index.set_status(session.id, status.value)
+                session.close(status)
                 self.metrics.sessions_closed.labels(status.value).inc()
                 log.info("session %s %s (%d positions)", session.id, status.value, session.acquired)
         return session
@@ -245,6 +248,10 @@ class SessionManager:
         """Every session the index lists as open; one that cannot be read is left on disk."""
         for session_id, path in self.index.open_sessions():
             try:
+                if SessionFolder(path).recording_complete():   # finished before the index was told (older data)
+                    self.index.set_status(session_id, Status.finished.value)
+                    log.info("session %s was already complete on disk: marked finished, left as it is", session_id)
+                    continue
                 self._resume(path)
             except Exception:
                 log.exception("session %s could not be resumed; left on disk in %s", session_id, path)

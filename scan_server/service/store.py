@@ -195,8 +195,20 @@ class SessionFolder:
         f.flush()
 
     def reopen(self, spec: AcquisitionSpec, batches: list[StoredBatch]) -> None:
-        """After a restart: rewrite the recording from the durable batch files."""
+        """After a restart: rewrite the recording from the durable batch files (never a complete one)."""
+        if self.recording_complete():
+            raise RuntimeError(f"{self.recording_path} is complete; it is never rewritten")
         self._open_recording(spec, rebuild_from=batches)
+
+    def recording_complete(self) -> bool:
+        """Whether the recording on disk is marked complete (finished: immutable from then on)."""
+        if not self.recording_path.is_file():
+            return False
+        try:
+            with h5py.File(self.recording_path, "r") as f:
+                return bool(f.attrs.get("complete", False))
+        except OSError:       # torn by a crash mid-append: not complete
+            return False
 
     def finish(self) -> None:
         """Mark the recording complete and close it; the batch files are then redundant."""

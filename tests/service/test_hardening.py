@@ -45,3 +45,38 @@ def test_an_all_zero_batch_is_a_normal_batch(server, wire, recording, strategy):
     frames, actual = acquire(recording, used, np.asarray(reply["positions_angstrom"]))
     reply = wire.batch(sid, 1, frames, actual)
     assert reply["type"] == "positions" and reply["seq"] == 1, reply
+
+
+def test_a_complete_recording_is_never_rewritten_after_a_crash(tmp_path, models_dir, recording):
+    """Issue 14, 4: killed after the recording was marked complete and its batch files removed but
+    before the index was told (the old order). The restart must not rebuild it from the (now
+    missing) batch files: every acknowledged frame stays, the session is finished."""
+    import h5py
+    from service_helpers import Server
+
+    from scan_server.io.canonical import read_recording
+
+    server = Server(tmp_path / "sessions", models_dir).start()
+    wire = Wire(server.endpoint)
+    try:
+        opened = open_session(server, recording, strategy="halton", total=30, subsequence=10)
+        sid = opened["session_id"]
+        used = np.zeros(recording.count, dtype=bool)
+        positions = np.asarray(opened["positions_angstrom"])
+        for seq in range(2):
+            frames, actual = acquire(recording, used, positions)
+            positions = np.asarray(wire.batch(sid, seq, frames, actual)["positions_angstrom"])
+        server.stop(kill=True)
+        folder = tmp_path / "sessions" / sid
+        with h5py.File(folder / "recording.h5", "a") as f:        # the crash window of the old order
+            f.attrs["complete"] = True
+        for path in (folder / "batches").glob("*.npz"):
+            path.unlink()
+        server.start()
+        with server.http() as client:
+            status = client.get(f"/sessions/{sid}")
+        assert read_recording(folder / "recording.h5").count == 20
+        assert status.status_code == 404 or status.json()["status"] == "finished"
+    finally:
+        wire.close()
+        server.stop()
