@@ -79,11 +79,12 @@ class Decider:
         when nothing was acquired since, else from scratch (cached). Patterns without any
         counts (a blanked beam) carry no information: their reconstruction is zero."""
         with session.lock:
-            frames, positions, count = list(session.frames), list(session.positions), session.acquired
+            positions, count = list(session.positions), session.acquired
             cached = session.cached_reconstruction()
             blank = session.counts_total == 0
         if cached is not None:
             return cached
+        frames = session.recorded_frames()
         g = session.geometry
         if blank:
             potential = np.zeros(g.grid.shape_px, dtype=np.complex64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scanning.state import ScanStrategy, StatefulStrategy, needs_reconstruction
-from .schemas import AcquisitionSpec
+from .schemas import AcquisitionSpec, Status
 from .session import Geometry, Session
 from .store import SessionFolder
 
@@ -40,4 +40,23 @@ def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStra
         session.resume_estimate = folder.load_estimate(up_to=answered)
     if last in replies:
         session.planned = np.asarray(replies[last].positions_angstrom).reshape(-1, 2)
+    return session
+
+
+def restore_closed(path: Path, status: Status, max_object_px: int) -> Session:
+    """A session that was finished or expired before the restart, read back so that it stays
+    queryable and its replies replayable: record, replies, positions per step and total counts
+    from the complete recording; no frames held (``Session.recorded_frames`` reads them), no strategy."""
+    folder = SessionFolder(path)
+    record = folder.load_record()
+    session = Session(record, folder, None, Geometry.of(record.spec, max_object_px), halton_seed=0)
+    session.positions, session.counts_total = folder.load_recorded()
+    session.positions = [p for p in session.positions if len(p)]
+    session.replies = folder.load_replies()
+    session.fallbacks = sum(r.fallback for r in session.replies.values())
+    last = max(session.replies, default=None)
+    session.last_timings = session.replies[last].timings if last is not None else None
+    session.planned = np.empty((0, 2))
+    session.status = status
+    session.updated_at = time.time()
     return session

@@ -82,8 +82,8 @@ class Geometry:
 class Session:
     """One scan: what was acquired, what was asked for, the replies, the strategy's state."""
 
-    def __init__(self, record: SessionRecord, folder: SessionFolder, strategy: ScanStrategy, geometry: Geometry,
-                 halton_seed: int) -> None:
+    def __init__(self, record: SessionRecord, folder: SessionFolder, strategy: ScanStrategy | None,
+                 geometry: Geometry, halton_seed: int) -> None:
         self.record = record
         self.spec = record.spec
         self.folder = folder
@@ -195,13 +195,12 @@ class Session:
 
     def _dose(self) -> tuple[float | None, str | None]:
         """Electrons per Å² of the field of view so far, and where the electrons per pattern came from."""
-        if not self.frames:
+        if not self.positions:
             return 0.0, None
         area = float(np.prod(self.spec.field_of_view_angstrom))
         if self.spec.electrons_per_pattern is not None:
             return self.spec.electrons_per_pattern * self.acquired / area, "spec"
-        counts = sum(float(f.sum(dtype=np.float64)) for f in self.frames)
-        return counts / area, "detected counts"
+        return self.counts_total / area, "detected counts"
 
     def close(self, status: Status) -> bool:
         """The one transition: an open session becomes ``status`` (finished or expired), its
@@ -211,8 +210,16 @@ class Session:
         self.folder.finish()
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
+        self.frames = []           # and its frames: the complete recording holds them (``recorded_frames``)
         self.touch()
         return True
+
+    def recorded_frames(self) -> list[np.ndarray]:
+        """The frames acquired so far: held while the session is open, read from its recording after."""
+        with self.lock:
+            if self.frames or self.acquired == 0:
+                return list(self.frames)
+        return [self.folder.load_frames()]
 
     def status_model(self) -> SessionStatus:
         with self.lock:

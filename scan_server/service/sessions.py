@@ -21,7 +21,7 @@ from .decider import Decider
 from .decode import decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
-from .resume import restore
+from .resume import restore, restore_closed
 from .schemas import (
     AcquisitionSpec,
     BatchHeader,
@@ -245,11 +245,19 @@ class SessionManager:
 
     # ---- restart ------------------------------------------------------------------------
     def resume_all(self) -> None:
-        """Every session the index lists as open; one that cannot be read is left on disk."""
+        """Every session the index lists as open, and the closed ones of the last
+        ``finished_retention_s`` (queryable, their replies replayable); one that cannot be read
+        is left on disk."""
+        for session_id, status, path in self.index.closed_sessions(time.time() - self.settings.finished_retention_s):
+            try:
+                self.add(restore_closed(path, Status(status), self.settings.max_object_px))
+            except Exception:
+                log.exception("finished session %s could not be read back; left on disk in %s", session_id, path)
         for session_id, path in self.index.open_sessions():
             try:
                 if SessionFolder(path).recording_complete():   # finished before the index was told (older data)
                     self.index.set_status(session_id, Status.finished.value)
+                    self.add(restore_closed(path, Status.finished, self.settings.max_object_px))
                     log.info("session %s was already complete on disk: marked finished, left as it is", session_id)
                     continue
                 self._resume(path)

@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     max_object_px: int = Field(4096, ge=64, description="largest side of a session's reconstruction grid")
     max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest ZeroMQ batch message")
     idle_timeout_s: float = Field(900.0, gt=0, description="an idle open session is finished after this")
+    finished_retention_s: float = Field(7 * 86400.0, ge=0, description="a finished or expired session stays "
+                                                                      "queryable (and its replies replayable) "
+                                                                      "across restarts for this long")
     decision_deadline_ms: float = Field(500.0, ge=0, description="reply with Halton points when a decision "
                                                                "takes longer (0: always wait)")
     rop_iterations: int = Field(5, ge=1, le=100, description="ROP iterations of a from-scratch reconstruction "

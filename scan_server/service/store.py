@@ -210,6 +210,21 @@ class SessionFolder:
         except OSError:       # torn by a crash mid-append: not complete
             return False
 
+    def load_recorded(self, chunk: int = 256) -> tuple[list[np.ndarray], float]:
+        """A finished session's positions per step (from the recording's ``session/step_frames``)
+        and the total counts of its frames (read ``chunk`` frames at a time)."""
+        with h5py.File(self.recording_path, "r") as f:
+            positions = np.asarray(f["positions_angstrom"])
+            steps = np.cumsum(np.asarray(f["session/step_frames"]))[:-1]
+            frames = f["frames"]
+            counts = sum(float(np.sum(frames[i:i + chunk], dtype=np.float64)) for i in range(0, len(frames), chunk))
+        return np.split(positions, steps), counts
+
+    def load_frames(self) -> np.ndarray:
+        """All frames (n, M, M) float32 of the recording (a finished session's reconstruction)."""
+        with h5py.File(self.recording_path, "r") as f:
+            return np.asarray(f["frames"], dtype=np.float32)
+
     def finish(self) -> None:
         """Mark the recording complete and close it; the batch files are then redundant."""
         if self._h5 is None:
@@ -256,6 +271,13 @@ class SessionIndex:
         with self._lock:
             self._db.execute("UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
                              (status, time.time(), session_id))
+
+    def closed_sessions(self, since: float) -> list[tuple[str, str, Path]]:
+        """(id, status, folder) of the sessions finished or expired after ``since`` (Unix s), newest last."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, status, folder FROM sessions WHERE status != 'open' AND "
+                                    "updated_at >= ? ORDER BY updated_at", (since,))
+            return [(r[0], r[1], Path(r[2])) for r in rows.fetchall()]
 
     def open_sessions(self) -> list[tuple[str, Path]]:
         with self._lock:

@@ -76,7 +76,39 @@ def test_a_complete_recording_is_never_rewritten_after_a_crash(tmp_path, models_
         with server.http() as client:
             status = client.get(f"/sessions/{sid}")
         assert read_recording(folder / "recording.h5").count == 20
-        assert status.status_code == 404 or status.json()["status"] == "finished"
+        assert status.json()["status"] == "finished" and status.json()["positions_acquired"] == 20
+    finally:
+        wire.close()
+        server.stop()
+
+
+def test_a_finished_session_stays_queryable_and_replayable_after_a_restart(tmp_path, models_dir, recording):
+    """Issue 14, 5 (and part of 8): after the restart the finished session answers GET, a retry of
+    its final batch gets the stored reply, its reconstruction is read from the recording (the
+    session released its frames when it finished)."""
+    from service_helpers import Server, run_session
+
+    server = Server(tmp_path / "sessions", models_dir).start()
+    wire = Wire(server.endpoint)
+    try:
+        opened, replies, sent = run_session(server, wire, recording, strategy="halton", total=30, subsequence=10)
+        sid = opened["session_id"]
+        with server.http() as client:
+            before = client.get(f"/sessions/{sid}/reconstruction").content
+            assert client.get(f"/sessions/{sid}").json()["status"] == "finished"
+        server.stop(kill=True)
+        wire.close()
+        server.start()
+        wire = Wire(server.endpoint)
+        with server.http() as client:
+            status = client.get(f"/sessions/{sid}").json()
+            assert status["status"] == "finished" and status["positions_acquired"] == 30
+            assert status["step"] == 3 and status["last_timings"] is not None
+            after = np.load(io.BytesIO(client.get(f"/sessions/{sid}/reconstruction").content))
+            np.testing.assert_array_equal(after, np.load(io.BytesIO(before)))
+            live = client.get(f"/sessions/{sid}/live").json()
+            assert live["acquired_step"] == [0] * 10 + [1] * 10 + [2] * 10
+        assert wire.batch(sid, 2, *sent[2]) == replies[2]           # the final batch's retry
     finally:
         wire.close()
         server.stop()
