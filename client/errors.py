@@ -65,6 +65,7 @@ class ServerUnavailable(ScanClientError):
 _BY_CODE: dict[str, type[ScanClientError]] = {
     ErrorCode.unauthorized: Unauthorized, ErrorCode.unknown_session: UnknownSession,
     ErrorCode.session_finished: SessionFinished, ErrorCode.out_of_order: OutOfOrder, ErrorCode.busy: Busy,
+    ErrorCode.retry_mismatch: OutOfOrder,
     ErrorCode.unsupported_spec: BadSpec, ErrorCode.bad_request: BadSpec, ErrorCode.model_unavailable: ModelUnavailable,
     ErrorCode.too_many_sessions: TooManySessions, **{code: BadBatch for code in BATCH_ERRORS},
 }

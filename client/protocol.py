@@ -26,6 +26,7 @@ class ErrorCode(str, Enum):
     session_finished = "session_finished"        # the budget is spent or the session was closed
     out_of_order = "out_of_order"                # seq is not the next one (nor a repeat)
     busy = "busy"                                # another batch of this session is being processed
+    retry_mismatch = "retry_mismatch"            # a repeated seq whose frames or positions differ from the first
     count_mismatch = "count_mismatch"            # frames ≠ positions in one message
     wrong_count = "wrong_count"                  # not the number of positions the last reply asked for
     bad_shape = "bad_shape"                      # frame shape ≠ the session's detector

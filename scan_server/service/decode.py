@@ -7,6 +7,7 @@ filter's chunk format is the same), so a detector bridge forwards frames untouch
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import h5py
@@ -113,3 +114,16 @@ def decode_positions(header: BatchHeader, field_of_view_angstrom: tuple[float, f
         raise ServiceError(ErrorCode.invalid_positions, f"position {bad} Å lies outside the field of view "
                                                         f"(0…{fov.tolist()} Å ± {tolerance:.0%})")
     return positions
+
+
+def batch_digest(header: BatchHeader, parts: list[bytes]) -> str:
+    """SHA-256 (hex) of what a batch says: its positions, dtype, shape, encoding and frame parts
+    (a retry of the same batch has the same digest; any other content has another)."""
+    digest = hashlib.sha256()
+    described = f"{header.dtype}|{list(header.shape)}|{header.encoding}|{len(parts)}|"
+    digest.update(described.encode())
+    digest.update(np.asarray(header.positions_angstrom, dtype="<f8").tobytes())
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()

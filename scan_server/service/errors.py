@@ -7,6 +7,7 @@ from scan_client.protocol import ErrorCode
 HTTP_STATUS = {
     ErrorCode.bad_request: 422, ErrorCode.unauthorized: 401, ErrorCode.unknown_session: 404,
     ErrorCode.session_finished: 409, ErrorCode.out_of_order: 409, ErrorCode.busy: 409,
+    ErrorCode.retry_mismatch: 409,
     ErrorCode.count_mismatch: 422, ErrorCode.wrong_count: 422, ErrorCode.bad_shape: 422,
     ErrorCode.bad_dtype: 422, ErrorCode.bad_encoding: 422, ErrorCode.non_finite: 422,
     ErrorCode.invalid_positions: 422, ErrorCode.message_too_large: 413, ErrorCode.unsupported_spec: 422,

@@ -31,6 +31,7 @@ def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStra
     for batch in batches:
         session.add_batch(batch.frames, batch.positions_angstrom)
     session.replies = replies
+    session.digests = folder.load_digests()
     session.updated_at = time.time()
     last = len(batches) - 1
     answered = last if last in replies else last - 1   # the state after the last answered step
@@ -53,6 +54,7 @@ def restore_closed(path: Path, status: Status, max_object_px: int) -> Session:
     session.positions, session.counts_total = folder.load_recorded()
     session.positions = [p for p in session.positions if len(p)]
     session.replies = folder.load_replies()
+    session.digests = folder.load_digests()
     session.fallbacks = sum(r.fallback for r in session.replies.values())
     last = max(session.replies, default=None)
     session.last_timings = session.replies[last].timings if last is not None else None

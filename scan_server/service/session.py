@@ -96,6 +96,7 @@ class Session:
         self.counts_total = 0.0
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
+        self.digests: dict[int, str] = {}       # seq → SHA-256 of the batch as received (decode.batch_digest)
         self.status = Status.open
         self.fallbacks = 0
         self.last_timings: Timings | None = None

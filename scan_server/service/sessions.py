@@ -18,7 +18,7 @@ from ..policy.strategy import learned_strategy
 from ..scanning.registry import ADAPTIVE, BASELINE_STRATEGIES, STRATEGIES, StrategyContext, build_strategy
 from ..scanning.state import ScanState, ScanStrategy
 from .decider import Decider
-from .decode import decode_frames, decode_positions
+from .decode import batch_digest, decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .resume import restore, restore_closed
@@ -155,12 +155,18 @@ class SessionManager:
         return session
 
     # ---- one step ---------------------------------------------------------------------
-    def submit(self, header: BatchHeader, parts: list[bytes]) -> PositionsReply:
-        """Validate, persist and answer one batch. Errors leave the session unchanged."""
+    def submit(self, header: BatchHeader, parts: list[bytes], digest: str | None = None) -> PositionsReply:
+        """Validate, persist and answer one batch (``digest``: its ``batch_digest``, computed here
+        when not given). Errors leave the session unchanged."""
         started = time.perf_counter()
         session = self.get(header.session_id)
+        digest = digest or batch_digest(header, parts)
         with session.lock:
             if header.seq in session.replies:
+                stored = session.digests.get(header.seq)
+                if stored is not None and stored != digest:
+                    raise ServiceError(ErrorCode.retry_mismatch, f"seq {header.seq} was stored with other content; "
+                                       "a retry must repeat the batch exactly (the next batch takes the next seq)")
                 self.metrics.retries.inc()
                 return session.replies[header.seq]
             if session.status is not Status.open:
@@ -179,13 +185,14 @@ class SessionManager:
         t1 = time.perf_counter()
         batch = StoredBatch(header.seq, frames, positions, session.planned)
         try:
-            session.folder.append_batch(batch)
+            session.folder.append_batch(batch, digest)
         except OSError as exc:
             raise ServiceError(ErrorCode.storage_failed, f"the batch could not be stored ({exc}); "
                                "state unchanged, retry") from exc
         t2 = time.perf_counter()
         with session.lock:
             session.add_batch(frames, positions)
+            session.digests[header.seq] = digest
             session.updated_at = time.time()
         self.metrics.observe("decode", t1 - t0)
         self.metrics.observe("persist", t2 - t1)

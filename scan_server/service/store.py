@@ -6,6 +6,8 @@ Layout of ``data_dir/SESSION_ID/``:
   positions), written to a temporary file, fsynced and renamed *before* the reply: the
   durable record, one file per batch, so a crash can never damage an earlier batch;
 - ``replies/SEQ.json``: the reply sent for that batch (a retry gets it again);
+- ``digests/SEQ.txt``: the SHA-256 of the batch as received (a retry must match it), kept
+  after the session finishes;
 - ``policy/SEQ.npy``: the adaptive policy's hidden state after that step;
 - ``estimate/SEQ.npy``: the warm-started reconstruction after that step (only the latest is
   kept; a resumed session continues from it, ``physics.incremental``);
@@ -85,7 +87,7 @@ class SessionFolder:
 
     # ---- creation and loading ---------------------------------------------------
     def create(self, record: SessionRecord) -> None:
-        for sub in ("batches", "replies", "policy", "estimate"):
+        for sub in ("batches", "replies", "policy", "estimate", "digests"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         _atomic_write(self.folder / SESSION_FILE, json.dumps({
             "session_id": record.session_id, "spec": record.spec.model_dump(mode="json"), "model": record.model,
@@ -121,9 +123,15 @@ class SessionFolder:
         saved = sorted(p for p in (self.folder / "estimate").glob("*.npy") if int(p.stem) <= up_to)
         return (int(saved[-1].stem), np.load(saved[-1], allow_pickle=False)) if saved else None
 
+    def load_digests(self) -> dict[int, str]:
+        folder = self.folder / "digests"
+        return {int(p.stem): p.read_text().strip() for p in folder.glob("*.txt")} if folder.is_dir() else {}
+
     # ---- appending ----------------------------------------------------------------
-    def append_batch(self, batch: StoredBatch) -> None:
-        """Durable first (batch file, fsynced), then the recording (appended, flushed)."""
+    def append_batch(self, batch: StoredBatch, digest: str) -> None:
+        """Durable first (digest and batch file, fsynced), then the recording (appended, flushed)."""
+        (self.folder / "digests").mkdir(exist_ok=True)
+        _atomic_write(self.folder / "digests" / f"{batch.seq:06d}.txt", digest.encode())
         _atomic_write(self.folder / "batches" / f"{batch.seq:06d}.npz",
                       _npz_bytes(frames=batch.frames, positions_angstrom=batch.positions_angstrom,
                                  planned_angstrom=batch.planned_angstrom))

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .decode import batch_digest
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .schemas import BatchHeader, ErrorReply
@@ -76,7 +77,7 @@ class ZmqServer:
         self._push.connect(name)
         self._push_lock = threading.Lock()
         self.workers = ThreadPoolExecutor(settings.max_sessions + 2, thread_name_prefix="batch")
-        self.inflight: dict[str, tuple[int, list[list[bytes]]]] = {}
+        self.inflight: dict[str, tuple[int, str, list[list[bytes]]]] = {}   # session → seq, digest, who waits
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zmq", daemon=True)
         self.heartbeat = time.monotonic()
@@ -116,7 +117,7 @@ class ZmqServer:
                         session_id, reply = self.replies.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    _, envelopes = self.inflight.pop(session_id.decode(), (0, []))
+                    _, _, envelopes = self.inflight.pop(session_id.decode(), (0, "", []))
                     for envelope in envelopes:
                         self._send(envelope, reply)
             if self.router in events:
@@ -164,21 +165,25 @@ class ZmqServer:
             return self._reject(envelope, ErrorCode.bad_request, f"{where}: {first['msg']}", _seq_of(raw))
         if self.token and not hmac.compare_digest((header.token or "").encode(), self.token.encode()):
             return self._reject(envelope, ErrorCode.unauthorized, "missing or wrong token", header.seq)
+        digest = batch_digest(header, data)
         busy = self.inflight.get(header.session_id)
         if busy is not None:
-            if busy[0] == header.seq:
-                busy[1].append(envelope)     # a retry of the batch in flight: same reply, once ready
+            if busy[0] == header.seq and busy[1] == digest:
+                busy[2].append(envelope)     # a retry of the batch in flight: same reply, once ready
                 return None
+            if busy[0] == header.seq:
+                return self._reject(envelope, ErrorCode.retry_mismatch, f"seq {header.seq} is being processed with "
+                                    "other content; a retry must repeat the batch exactly", header.seq)
             return self._reject(envelope, ErrorCode.busy, f"batch {busy[0]} of this session is being processed; "
                                 "wait for its reply", header.seq)
-        self.inflight[header.session_id] = (header.seq, [envelope])
-        self.workers.submit(self._handle, header, data)
+        self.inflight[header.session_id] = (header.seq, digest, [envelope])
+        self.workers.submit(self._handle, header, data, digest)
         return None
 
     # ---- workers ---------------------------------------------------------------------
-    def _handle(self, header: BatchHeader, data: list[bytes]) -> None:
+    def _handle(self, header: BatchHeader, data: list[bytes], digest: str) -> None:
         try:
-            reply = self.manager.submit(header, data).model_dump_json().encode()
+            reply = self.manager.submit(header, data, digest).model_dump_json().encode()
         except ServiceError as exc:
             self.metrics.errors.labels(exc.code.value, "zmq").inc()
             reply = _error(exc.code, exc.message, header.seq)

@@ -112,3 +112,34 @@ def test_a_finished_session_stays_queryable_and_replayable_after_a_restart(tmp_p
     finally:
         wire.close()
         server.stop()
+
+
+def test_a_retry_with_other_content_is_refused_with_its_own_code(tmp_path, models_dir, recording):
+    """Issue 14, 3: a repeated seq whose frames (or positions) differ is not answered with the
+    stored reply (its content would be silently dropped); the same retry still is — also after
+    a restart."""
+    from service_helpers import Server
+
+    server = Server(tmp_path / "sessions", models_dir).start()
+    wire = Wire(server.endpoint)
+    try:
+        opened = open_session(server, recording, strategy="halton", total=30, subsequence=10)
+        sid = opened["session_id"]
+        frames, actual = acquire(recording, np.zeros(recording.count, dtype=bool),
+                                 np.asarray(opened["positions_angstrom"]))
+        first = wire.batch(sid, 0, frames, actual)
+        other_frames = wire.batch(sid, 0, frames + 1, actual)
+        other_positions = wire.batch(sid, 0, frames, actual + 0.01)
+        assert other_frames["code"] == "retry_mismatch" and other_positions["code"] == "retry_mismatch"
+        assert wire.batch(sid, 0, frames, actual) == first
+        server.stop(kill=True)
+        wire.close()
+        server.start()
+        wire = Wire(server.endpoint)
+        assert wire.batch(sid, 0, frames + 1, actual)["code"] == "retry_mismatch"
+        assert wire.batch(sid, 0, frames, actual) == first
+        with server.http() as client:
+            assert client.get(f"/sessions/{sid}").json()["positions_acquired"] == 10
+    finally:
+        wire.close()
+        server.stop()
