@@ -103,6 +103,7 @@ class Session:
         self.updated_at = record.created_at
         self.pending: Future | None = None
         self.lock = threading.RLock()
+        self.step_lock = threading.RLock()   # a step (status check → reply stored) and finishing exclude each other
         self.version = 0
         self._changed = threading.Condition(self.lock)
         self._reconstruction: tuple[int, np.ndarray] | None = None

@@ -161,6 +161,11 @@ class SessionManager:
         started = time.perf_counter()
         session = self.get(header.session_id)
         digest = digest or batch_digest(header, parts)
+        with session.step_lock:        # a DELETE or expiry waits for this step to be answered
+            return self._step(session, header, parts, digest, started)
+
+    def _step(self, session: Session, header: BatchHeader, parts: list[bytes], digest: str,
+              started: float) -> PositionsReply:
         with session.lock:
             if header.seq in session.replies:
                 stored = session.digests.get(header.seq)
@@ -225,6 +230,10 @@ class SessionManager:
     # ---- the end of a session -------------------------------------------------------------
     def finish(self, session_id: str, status: Status = Status.finished) -> Session:
         session = self.get(session_id)
+        with session.step_lock:        # never in the middle of a step: it persists, decides and replies first
+            return self._finish(session, status)
+
+    def _finish(self, session: Session, status: Status) -> Session:
         if session.pending is not None:
             session.pending.result()
             session.pending = None
