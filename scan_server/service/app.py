@@ -20,6 +20,7 @@ from .. import __version__
 from ..device import choose_device
 from ..errors import ScanServerError
 from ..policy.model_folder import ModelFolder
+from .body_limit import BodyLimit
 from .errors import ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .routes import health, model, sessions, telemetry, view
@@ -96,4 +97,5 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     for router in (health.router, model.router, sessions.router, telemetry.router, view.router):
         app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     return app

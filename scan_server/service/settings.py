@@ -50,6 +50,8 @@ class ServiceSettings(BaseSettings):
     max_positions: int = Field(10000, ge=1, description="largest total_positions a session may ask for")
     max_object_px: int = Field(4096, ge=64, description="largest side of a session's reconstruction grid")
     max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest ZeroMQ batch message")
+    max_request_bytes: int = Field(2**20, ge=1024, description="largest HTTP request body (a session spec is a "
+                                                              "few kB); refused before it is read")
     idle_timeout_s: float = Field(900.0, gt=0, description="an idle open session is finished after this")
     finished_retention_s: float = Field(7 * 86400.0, ge=0, description="a finished or expired session stays "
                                                                       "queryable (and its replies replayable) "

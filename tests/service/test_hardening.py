@@ -173,3 +173,17 @@ def test_delete_during_a_batch_waits_for_its_reply_and_leaves_no_orphan(server, 
         assert replies[0]["type"] == "positions" or replies[0]["code"] == "session_finished", replies[0]
         folder = server.data_dir / sid
         assert not list((folder / "batches").glob("*.npz")), attempt
+
+
+def test_a_large_http_body_is_refused_before_it_is_read(server):
+    """Issue 14, 8 (part): a body over max_request_bytes gets 413 with the JSON error body, before
+    the token is looked at — declared (Content-Length) or streamed without a length."""
+    big = b"x" * (2**20 + 1)
+    with server.http(token=None) as anonymous:
+        declared = anonymous.post("/sessions", content=big, headers={"Content-Type": "application/json"})
+        streamed = anonymous.post("/sessions", content=(big[i:i + 65536] for i in range(0, len(big), 65536)),
+                                  headers={"Content-Type": "application/json"})
+    for response in (declared, streamed):
+        assert response.status_code == 413 and response.json()["code"] == "message_too_large"
+    with server.http() as client:           # small bodies go on as before
+        assert client.post("/sessions", json={}).status_code == 422
