@@ -12,7 +12,7 @@ import numpy as np
 import zmq
 
 from .errors import Busy, ScanClientError, ServerUnavailable, error_for
-from .protocol import batch_header
+from .protocol import SESSION_TOKEN_HEADER, batch_header
 
 
 class ScanClient:
@@ -53,11 +53,10 @@ class ScanClient:
     def model(self) -> dict:
         return self._json("GET", "/model")
 
-    def live_view_url(self, session_id: str | None = None, with_token: bool = True) -> str:
-        """The browser page that follows one session (or lists them all). The token rides in the
-        URL's fragment (``#token=…``): browsers never send a fragment, so it reaches no log."""
-        page = f"{self.url}/sessions/{session_id}/view" if session_id else f"{self.url}/view"
-        return page + (f"#token={self.token}" if with_token and self.token else "")
+    def live_view_url(self, with_token: bool = True) -> str:
+        """The browser page that lists the server's sessions (a session's own: ``Session.live_view_url``).
+        The token rides in the URL's fragment (``#token=…``): browsers never send a fragment."""
+        return f"{self.url}/view" + (f"#token={self.token}" if with_token and self.token else "")
 
     def open_session(self, spec: dict) -> Session:
         """Open a session (spec: the AcquisitionSpec fields of docs/protocol.md)."""
@@ -88,6 +87,7 @@ class Session:
         self.warnings: list[str] = opened.get("warnings", [])
         self.positions = np.asarray(opened["positions_angstrom"], dtype=np.float64).reshape(-1, 2)
         self.seq: int = opened["seq"]
+        self.token: str | None = opened.get("session_token")   # this session's credential
         self.done = False
         self.last_reply: dict | None = None
         self._socket: zmq.Socket | None = None
@@ -116,7 +116,7 @@ class Session:
         if frames.dtype.byteorder == ">":
             frames = frames.astype(frames.dtype.newbyteorder("<"))
         header = batch_header(self.id, self.seq, self.client.token, positions_angstrom, frames.dtype.name,
-                              frames.shape, encoding)
+                              frames.shape, encoding, session_token=self.token)
         data = parts if parts is not None else [np.ascontiguousarray(frames).tobytes()]
         message = [json.dumps(header).encode(), *data]
         reply = self._exchange(message)
@@ -150,18 +150,33 @@ class Session:
                                 f"of {self.client.timeout_s} s")
 
     # ---- control ------------------------------------------------------------------------
+    @property
+    def _owner(self) -> dict[str, str]:
+        return {SESSION_TOKEN_HEADER: self.token} if self.token else {}
+
     def status(self) -> dict:
-        return self.client._json("GET", f"/sessions/{self.id}")
+        return self.client._json("GET", f"/sessions/{self.id}", headers=self._owner)
 
     def reconstruction(self) -> np.ndarray:
         """The server's current reconstruction (H, W) complex64."""
         import io
 
-        content = self.client._json("GET", f"/sessions/{self.id}/reconstruction", params={"format": "npy"})
+        content = self.client._json("GET", f"/sessions/{self.id}/reconstruction", params={"format": "npy"},
+                                    headers=self._owner)
         return np.load(io.BytesIO(content), allow_pickle=False)
 
+    def live_view_url(self, with_token: bool = True) -> str:
+        """The browser page that follows this session; the server token and this session's
+        credential ride in the URL's fragment (``#token=…&session=…``), which browsers never send."""
+        page = f"{self.client.url}/sessions/{self.id}/view"
+        if not with_token:
+            return page
+        secrets = [f"token={self.client.token}"] if self.client.token else []
+        secrets += [f"session={self.token}"] if self.token else []
+        return page + ("#" + "&".join(secrets) if secrets else "")
+
     def finish(self) -> dict:
-        status = self.client._json("DELETE", f"/sessions/{self.id}")
+        status = self.client._json("DELETE", f"/sessions/{self.id}", headers=self._owner)
         self._reset_socket()
         return status
 

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .client import ScanClient
+from .client import ScanClient, Session
 
 
 class Microscope(Protocol):
@@ -35,15 +35,15 @@ class ScanResult:
 
 
 def run_scan(microscope: Microscope, client: ScanClient, spec: dict,
-             on_open: Callable[[str], None] | None = None) -> ScanResult:
+             on_open: Callable[[Session], None] | None = None) -> ScanResult:
     """Open a session, acquire and submit until the budget is spent, finish it. ``on_open`` is
-    told the session's id once it is open (e.g. to open its live view)."""
+    given the session once it is open (e.g. to open its live view)."""
     visited: list[np.ndarray] = []
     latencies: list[float] = []
     fallbacks = 0
     with client.open_session(spec) as session:
         if on_open is not None:
-            on_open(session.id)
+            on_open(session)
         while not session.done:
             frames, actual = microscope.acquire(session.positions)
             visited.append(np.asarray(actual, dtype=np.float64).reshape(-1, 2))

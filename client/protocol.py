@@ -50,10 +50,14 @@ BATCH_ERRORS = (ErrorCode.count_mismatch, ErrorCode.wrong_count, ErrorCode.bad_s
                 ErrorCode.message_too_large)
 
 
+#: the HTTP header that carries a session's credential (``session_token`` of the open reply)
+SESSION_TOKEN_HEADER = "X-Session-Token"
+
+
 def batch_header(session_id: str, seq: int, token: str | None, positions_angstrom: np.ndarray, dtype: str,
-                 shape: tuple[int, ...], encoding: str = "raw") -> dict:
+                 shape: tuple[int, ...], encoding: str = "raw", session_token: str | None = None) -> dict:
     """Part 0 of a batch message: positions (n, 2) (y, x) Å actually visited, the frames'
     dtype (one of ``FRAME_DTYPES``) and shape (n, M, M), and their ``encoding``."""
-    return {"type": "batch", "session_id": session_id, "seq": seq, "token": token,
+    return {"type": "batch", "session_id": session_id, "seq": seq, "token": token, "session_token": session_token,
             "positions_angstrom": np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2).tolist(),
             "dtype": dtype, "shape": list(shape), "encoding": encoding}

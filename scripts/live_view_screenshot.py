@@ -35,15 +35,16 @@ def main() -> None:
         acquisition = read_recording(work / "island.h5")
         with LocalServer(work / "sessions", work / "server.log", models_dir="models", model=DEFAULT_MODEL,
                          device="cpu") as server, ScanClient(server.url, server.token, timeout_s=120) as client:
-            result = run_scan(RecordedMicroscope(acquisition), client,
-                              spec_for(acquisition, args.strategy, args.positions, 50, 0, label="live view"))
+            opened: list = []
+            run_scan(RecordedMicroscope(acquisition), client,
+                     spec_for(acquisition, args.strategy, args.positions, 50, 0, label="live view"), opened.append)
             options = webdriver.ChromeOptions()
             options.binary_location = shutil.which("chromium")
             for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1060,800"):
                 options.add_argument(argument)
             browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
             try:
-                browser.get(client.live_view_url(result.session_id))
+                browser.get(opened[0].live_view_url())
                 WebDriverWait(browser, 60).until(
                     lambda b: b.execute_script("return window.viewState.imageVersion") >= 0)
                 browser.save_screenshot(str(args.out))

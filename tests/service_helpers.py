@@ -15,6 +15,28 @@ from scan_server.contracts import Acquisition
 
 TOKEN = "test-token-1234567"
 
+#: session id → its credential (session_token), as the client that opened it keeps it
+CREDENTIALS: dict[str, str] = {}
+
+
+def _as_owner(request: httpx.Request) -> None:
+    """Send a session's credential on its routes, as its opener does (unless the test set one)."""
+    parts = request.url.path.split("/")
+    if len(parts) > 2 and parts[1] == "sessions" and parts[2] in CREDENTIALS \
+            and "X-Session-Token" not in request.headers:
+        request.headers["X-Session-Token"] = CREDENTIALS[parts[2]]
+
+
+def _remember(response: httpx.Response) -> None:
+    """Keep the credential of each session opened through this client."""
+    if response.request.method == "POST" and response.request.url.path == "/sessions" and response.status_code == 201:
+        opened = json.loads(response.read())
+        CREDENTIALS[opened["session_id"]] = opened["session_token"]
+
+
+#: event hooks of a test HTTP client that acts as the opener of every session it opens
+OWNER_HOOKS = {"request": [_as_owner], "response": [_remember]}
+
 
 def spec_for(acquisition: Acquisition, strategy: str = "adaptive", total: int = 40, subsequence: int = 10,
              **extra: object) -> dict:
@@ -31,9 +53,10 @@ class Server(LocalServer):
                          models_dir=str(models_dir), model="tiny", device="cpu", decision_deadline_ms="0",
                          **{k.removeprefix("SCAN_SERVER_").lower(): v for k, v in (env or {}).items()})
 
-    def http(self, token: str | None = TOKEN) -> httpx.Client:
+    def http(self, token: str | None = TOKEN, owner: bool = True) -> httpx.Client:
+        """An HTTP client with the server token; ``owner``: it also sends each session's credential."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, event_hooks=OWNER_HOOKS if owner else {})
 
 
 class Wire:
@@ -54,6 +77,7 @@ class Wire:
     def batch(self, session_id: str, seq: int, frames: np.ndarray, positions: np.ndarray, token: str | None = TOKEN,
               **overrides: object) -> dict:
         header = {"type": "batch", "session_id": session_id, "seq": seq, "token": token,
+                  "session_token": CREDENTIALS.get(session_id),
                   "positions_angstrom": np.asarray(positions).tolist(), "dtype": str(frames.dtype),
                   "shape": list(frames.shape), "encoding": "raw", **overrides}
         return self.send_raw([json.dumps(header).encode(), np.ascontiguousarray(frames).tobytes()])
@@ -84,7 +108,9 @@ def open_session(server: Server, acquisition: Acquisition, **spec: object) -> di
     with server.http() as client:
         response = client.post("/sessions", json=spec_for(acquisition, **spec))
     assert response.status_code == 201, response.text
-    return response.json()
+    opened = response.json()
+    CREDENTIALS[opened["session_id"]] = opened["session_token"]
+    return opened
 
 
 def run_session(server: Server, wire: Wire, acquisition: Acquisition, **spec: object) -> tuple[dict, list[dict], list]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from scan_client.errors import ScanClientError
@@ -83,13 +83,13 @@ def _names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _live_view_opener(client) -> Callable[[str], None]:
-    """Opens each session's live view in a new browser tab (and says where, without the token)."""
+def _live_view_opener():
+    """Opens each session's live view in a new browser tab (and says where, without the tokens)."""
     import webbrowser
 
-    def open_view(session_id: str) -> None:
-        print(f"live view: {client.live_view_url(session_id, with_token=False)}", file=sys.stderr, flush=True)
-        webbrowser.open_new_tab(client.live_view_url(session_id))
+    def open_view(session) -> None:
+        print(f"live view: {session.live_view_url(with_token=False)}", file=sys.stderr, flush=True)
+        webbrowser.open_new_tab(session.live_view_url())
 
     return open_view
 
@@ -111,7 +111,7 @@ def run_replay(args: argparse.Namespace) -> None:
         strategies = served if args.strategy == "all" else [args.strategy]
         report = replay(client, acquisitions, _names(args.recordings), strategies, args.positions,
                         args.final_iterations, args.out, args.seed, choose_device(args.device),
-                        on_open=_live_view_opener(client) if args.view else None)
+                        on_open=_live_view_opener() if args.view else None)
     print((args.out / "report.md").read_text())
     for warning in report["warnings"]:
         print(f"warning (server): {warning}", file=sys.stderr)

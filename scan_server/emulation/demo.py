@@ -52,9 +52,11 @@ def run_demo(out: Path, positions: int | list[int] = list(DEMO_POSITIONS), final
         print(f"server {server.url}: model {health['model'] or 'none'} on {health['device']}"
               + ("" if health["model_loaded"] else f" ({health['model_error']}; baselines only)"))
         with ScanClient(server.url, server.token, timeout_s=120) as client:
-            print(f"watch the scans live in a browser: {client.live_view_url()}", flush=True)
+            print(f"the sessions of this demo, in a browser: {client.live_view_url()}", flush=True)
             report = replay(client, acquisitions, [p.stem for p in paths], strategies, positions, final_iterations,
-                            out / "report", seed=0, device=choose_device("auto"))
+                            out / "report", seed=0, device=choose_device("auto"),
+                            on_open=lambda session: print(f"\nlive view of session {session.id} ({session.strategy}): "
+                                                          f"{session.live_view_url()}", flush=True))
     print()
     print((out / "report" / "report.md").read_text())
     for warning in report["warnings"]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scan_client.client import ScanClient
+from scan_client.client import ScanClient, Session
 from scan_client.microscope import run_scan
 from scan_client.protocol import FRAME_DTYPES
 from tqdm import tqdm
@@ -86,11 +86,11 @@ class Latencies:
 
 def replay(client: ScanClient, acquisitions: list[Acquisition], names: list[str], strategies: list[str],
            positions: int | list[int], final_iterations: int, out: Path, seed: int, device,
-           on_open: Callable[[str], None] | None = None) -> dict:
+           on_open: Callable[[Session], None] | None = None) -> dict:
     """Replay every recording with every strategy; write report.json/md, figures, positions.
     ``positions``: one count, or several (a dose–quality curve: a sequential strategy's session
     runs to the largest and is scored on its prefixes; any other gets a session per count).
-    ``on_open``: told each session's id as it opens (``--view``)."""
+    ``on_open``: given each session as it opens (``--view``)."""
     plan = DosePlan.of([positions] if isinstance(positions, int) else positions)
     subsequence = 50
     if ADAPTIVE in strategies:

@@ -1,4 +1,5 @@
-"""Dependencies of the routes: the bearer token check and the app's session manager."""
+"""Dependencies of the routes: the bearer token check, the app's session manager and a
+session's owner check (its credential in ``X-Session-Token``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from scan_client.protocol import SESSION_TOKEN_HEADER
 
 from .errors import ErrorCode, ServiceError
+from .session import Session
 from .sessions import SessionManager
 
 _bearer = HTTPBearer(auto_error=False)
@@ -28,5 +31,11 @@ def get_manager(request: Request) -> SessionManager:
     return request.app.state.manager
 
 
+def owned_session(session_id: str, request: Request) -> Session:
+    """The session of the path, for its opener only: the ``X-Session-Token`` header must be its credential."""
+    return get_manager(request).authorised(session_id, request.headers.get(SESSION_TOKEN_HEADER))
+
+
 Authorised = Depends(require_token)
 Manager = Annotated[SessionManager, Depends(get_manager)]
+Owned = Annotated[Session, Depends(owned_session)]

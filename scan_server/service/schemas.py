@@ -76,6 +76,9 @@ class Timings(BaseModel):
 
 class SessionOpened(BaseModel):
     session_id: str
+    session_token: str = Field(description="this session's credential: required (besides the server token) in "
+                                           "every batch header (session_token) and, as X-Session-Token, on the "
+                                           "session's HTTP routes; shown once, kept by the server only as a hash")
     strategy: Strategy
     positions_angstrom: list[Position] = Field(description="the first sub-sequence, (y, x) Å")
     seq: int = Field(0, description="seq of the first batch to send")
@@ -163,6 +166,7 @@ class BatchHeader(_Strict):
     session_id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0, le=2**31)
     token: str | None = Field(None, max_length=4096)
+    session_token: str | None = Field(None, max_length=256, description="the session's credential (open reply)")
     positions_angstrom: list[Position] = Field(max_length=100000)
     dtype: str = Field(max_length=16, description=f"one of {', '.join(FRAME_DTYPES)}")
     shape: tuple[int, int, int]

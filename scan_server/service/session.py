@@ -8,6 +8,8 @@ HTTP routes reading while a step writes.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,6 +28,12 @@ from ..scanning.state import ScanStrategy
 from .errors import ErrorCode, ServiceError
 from .schemas import AcquisitionSpec, LiveStep, LiveView, PositionsReply, SessionStatus, Status, Timings
 from .store import SessionFolder, SessionRecord, optics_of
+
+
+def credential_hash(credential: str) -> str:
+    """How a session credential is kept: its SHA-256 (hex)."""
+    return hashlib.sha256(credential.encode()).hexdigest()
+
 
 #: Reported positions may land this fraction of the field of view outside it (scan coils).
 POSITION_TOLERANCE = 0.1
@@ -166,6 +174,15 @@ class Session:
 
     def angstrom(self, positions_unit: np.ndarray) -> np.ndarray:
         return self.geometry.field.to_angstrom(positions_unit)
+
+    def check_credential(self, given: str | None) -> None:
+        """Refuse (unauthorized) anyone but the session's opener: ``given`` must be its credential."""
+        expected = self.record.token_sha256
+        if expected is None:          # a session of a release before credentials
+            return
+        if not hmac.compare_digest(credential_hash(given or ""), expected):
+            raise ServiceError(ErrorCode.unauthorized, f"missing or wrong session token for session {self.id} "
+                               "(the session_token of its open reply)")
 
     def touch(self) -> None:
         """Mark a change the live views should see (a batch answered, the session closed). Call with the lock."""

@@ -29,7 +29,7 @@ from .schemas import (
     Status,
     Timings,
 )
-from .session import POSITION_TOLERANCE, Geometry, LoadedModel, Session
+from .session import POSITION_TOLERANCE, Geometry, LoadedModel, Session, credential_hash
 from .settings import ServiceSettings
 from .store import SessionFolder, SessionIndex, SessionRecord, StoredBatch
 
@@ -108,7 +108,8 @@ class SessionManager:
         return notes
 
     # ---- opening ----------------------------------------------------------------------
-    def open(self, spec: AcquisitionSpec) -> tuple[Session, list[str]]:
+    def open(self, spec: AcquisitionSpec) -> tuple[Session, list[str], str]:
+        """A new session, the compatibility warnings and its credential (returned once, kept hashed)."""
         if spec.total_positions > self.settings.max_positions:
             raise ServiceError(ErrorCode.unsupported_spec, f"total_positions {spec.total_positions} exceeds the "
                                f"server's limit {self.settings.max_positions} (max_positions)")
@@ -121,9 +122,11 @@ class SessionManager:
         first_unit = strategy.next_positions(ScanState(np.empty((0, 2)), None, 0, geometry.region),
                                              spec.subsequence if STRATEGIES[spec.strategy].needs_model else first_count)
         session_id = secrets.token_hex(8)
+        credential = secrets.token_urlsafe(24)
         record = SessionRecord(session_id=session_id, spec=spec, created_at=time.time(),
                                model=self.loaded.name if STRATEGIES[spec.strategy].needs_model else None,
-                               first_positions_angstrom=geometry.field.to_angstrom(first_unit[:first_count]))
+                               first_positions_angstrom=geometry.field.to_angstrom(first_unit[:first_count]),
+                               token_sha256=credential_hash(credential))
         folder = SessionFolder(self.settings.data_dir / session_id)
         try:
             folder.create(record)
@@ -134,7 +137,7 @@ class SessionManager:
         self.add(session)
         self.metrics.sessions_opened.labels(spec.strategy).inc()
         log.info("session %s opened (%s, %d positions)", session_id, spec.strategy, spec.total_positions)
-        return session, self._warnings(spec)
+        return session, self._warnings(spec), credential
 
     def add(self, session: Session) -> None:
         """Hold a session (opened or resumed) under its id."""
@@ -146,6 +149,12 @@ class SessionManager:
         with self._lock:
             held = list(self.sessions.values())
         return sorted(held, key=lambda s: s.record.created_at, reverse=True)[:limit]
+
+    def authorised(self, session_id: str, credential: str | None) -> Session:
+        """The session, for its opener only (``credential``: its session token)."""
+        session = self.get(session_id)
+        session.check_credential(credential)
+        return session
 
     def get(self, session_id: str) -> Session:
         with self._lock:
@@ -160,6 +169,7 @@ class SessionManager:
         when not given). Errors leave the session unchanged."""
         started = time.perf_counter()
         session = self.get(header.session_id)
+        session.check_credential(header.session_token)
         digest = digest or batch_digest(header, parts)
         with session.step_lock:        # a DELETE or expiry waits for this step to be answered
             return self._step(session, header, parts, digest, started)

@@ -70,6 +70,7 @@ class SessionRecord:
     model: str | None
     first_positions_angstrom: np.ndarray
     created_at: float
+    token_sha256: str | None = None     # the session credential's SHA-256 (None: a session of an older release)
 
 
 def optics_of(spec: AcquisitionSpec) -> ProbeOptics:
@@ -92,14 +93,15 @@ class SessionFolder:
         _atomic_write(self.folder / SESSION_FILE, json.dumps({
             "session_id": record.session_id, "spec": record.spec.model_dump(mode="json"), "model": record.model,
             "first_positions_angstrom": record.first_positions_angstrom.tolist(),
-            "created_at": record.created_at}).encode())
+            "created_at": record.created_at, "token_sha256": record.token_sha256}).encode())
         self._open_recording(record.spec, rebuild_from=[])
 
     def load_record(self) -> SessionRecord:
         data = json.loads((self.folder / SESSION_FILE).read_text())
         return SessionRecord(session_id=data["session_id"], spec=AcquisitionSpec(**data["spec"]),
                              model=data["model"], created_at=data["created_at"],
-                             first_positions_angstrom=np.asarray(data["first_positions_angstrom"]).reshape(-1, 2))
+                             first_positions_angstrom=np.asarray(data["first_positions_angstrom"]).reshape(-1, 2),
+                             token_sha256=data.get("token_sha256"))
 
     def load_batches(self) -> list[StoredBatch]:
         batches = []

@@ -165,6 +165,11 @@ class ZmqServer:
             return self._reject(envelope, ErrorCode.bad_request, f"{where}: {first['msg']}", _seq_of(raw))
         if self.token and not hmac.compare_digest((header.token or "").encode(), self.token.encode()):
             return self._reject(envelope, ErrorCode.unauthorized, "missing or wrong token", header.seq)
+        try:
+            self.manager.authorised(header.session_id, header.session_token)
+        except ServiceError as exc:
+            if exc.code is ErrorCode.unauthorized:   # another client's session: nothing of it is touched
+                return self._reject(envelope, exc.code, exc.message, header.seq)
         digest = batch_digest(header, data)
         busy = self.inflight.get(header.session_id)
         if busy is not None:

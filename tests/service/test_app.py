@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import TOKEN, Wire, acquire, first_batch, spec_for
+from service_helpers import OWNER_HOOKS, TOKEN, Wire, acquire, first_batch, spec_for
 
 from scan_server.errors import ParameterError
 from scan_server.scanning.baselines import halton_unit
@@ -24,7 +24,9 @@ def _settings(tmp_path: Path, models_dir: Path, **overrides: object) -> ServiceS
 
 
 def _client(settings: ServiceSettings) -> TestClient:
-    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {TOKEN}"})
+    client = TestClient(create_app(settings), headers={"Authorization": f"Bearer {TOKEN}"})
+    client.event_hooks = OWNER_HOOKS
+    return client
 
 
 def test_binding_a_public_address_without_a_token_is_refused(tmp_path, models_dir):

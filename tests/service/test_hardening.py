@@ -187,3 +187,29 @@ def test_a_large_http_body_is_refused_before_it_is_read(server):
         assert response.status_code == 413 and response.json()["code"] == "message_too_large"
     with server.http() as client:           # small bodies go on as before
         assert client.post("/sessions", json={}).status_code == 422
+
+
+def test_a_session_belongs_to_whoever_opened_it(server, wire, recording):
+    """Issue 14, 2: a second client holding only the server token can neither send batches to
+    nor read nor delete another client's session; the owner's own seq 0 is then answered as if
+    nothing had happened (before, the intruder's batch was stored and the owner's dropped)."""
+    from service_helpers import CREDENTIALS
+
+    opened = open_session(server, recording, strategy="halton", total=20, subsequence=10)
+    sid = opened["session_id"]
+    frames, actual = acquire(recording, np.zeros(recording.count, dtype=bool), np.asarray(opened["positions_angstrom"]))
+    for wrong in (None, "not-the-credential"):
+        intruder = wire.batch(sid, 0, frames + 7, actual, session_token=wrong)
+        assert intruder["code"] == "unauthorized", intruder
+    with server.http(owner=False) as other:
+        for method, path in (("GET", f"/sessions/{sid}"), ("GET", f"/sessions/{sid}/reconstruction"),
+                             ("GET", f"/sessions/{sid}/live"), ("GET", f"/sessions/{sid}/events"),
+                             ("DELETE", f"/sessions/{sid}")):
+            assert other.request(method, path).status_code == 401, path
+            assert other.request(method, path, headers={"X-Session-Token": "guess"}).status_code == 401, path
+    reply = wire.batch(sid, 0, frames, actual)
+    assert reply["type"] == "positions"
+    with server.http() as owner:
+        status = owner.get(f"/sessions/{sid}").json()
+        assert status["status"] == "open" and status["positions_acquired"] == 10
+    assert len(CREDENTIALS[sid]) >= 32

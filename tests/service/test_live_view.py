@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import httpx
 import numpy as np
 import pytest
-from service_helpers import TOKEN, acquire, open_session
+from service_helpers import CREDENTIALS, TOKEN, acquire, open_session
 
 
 @pytest.mark.parametrize("dose", ["from the spec", "from the counts"])
@@ -48,7 +47,7 @@ def test_the_event_stream_sends_a_state_after_each_batch(server, wire, recording
     used = np.zeros(recording.count, dtype=bool)
     positions = np.asarray(opened["positions_angstrom"])
     seen = []
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
+    with server.http() as client:
         with client.stream("GET", f"/sessions/{sid}/events") as stream:
             lines = stream.iter_lines()
             for seq in range(2):
@@ -87,11 +86,11 @@ def test_the_page_shows_the_positions_and_updates_after_each_batch(server, wire,
     try:
         opened = open_session(server, recording, strategy="halton", total=30, subsequence=10)
         sid = opened["session_id"]
-        browser.get(f"{server.url}/sessions/{sid}/view#token={TOKEN}")
+        browser.get(f"{server.url}/sessions/{sid}/view#token={TOKEN}&session={CREDENTIALS[sid]}")
         wait = WebDriverWait(browser, 30)
         text = lambda element: browser.find_element("id", element).text  # noqa: E731
         wait.until(lambda _: text("status") == "open")
-        assert "token" not in browser.current_url           # taken out of the address bar at once
+        assert "token" not in browser.current_url and "session=" not in browser.current_url   # out of the address bar
         used = np.zeros(recording.count, dtype=bool)
         positions = np.asarray(opened["positions_angstrom"])
         for seq, expected in ((0, 10), (1, 20)):
@@ -107,19 +106,20 @@ def test_the_page_shows_the_positions_and_updates_after_each_batch(server, wire,
         browser.quit()
 
 
-def test_replay_is_told_each_session_and_builds_its_live_view_url(server, recording):
-    """What ``scan-client replay --view`` opens: the page of the session just opened, the token
-    only in the fragment."""
+def test_replay_is_given_each_session_and_builds_its_live_view_url(server, recording):
+    """What ``scan-client replay --view`` opens: the page of the session just opened, the server
+    token and the session's credential only in the fragment."""
     from scan_client import ScanClient, run_scan
 
     from scan_server.emulation.recorded import RecordedMicroscope, spec_for
 
-    opened: list[str] = []
+    opened: list = []
     with ScanClient(server.url, TOKEN) as client:
         result = run_scan(RecordedMicroscope(recording), client, spec_for(recording, "halton", 20, 10, 0),
                           on_open=opened.append)
-        assert opened == [result.session_id]
-        url = client.live_view_url(result.session_id)
-        assert url == f"{server.url}/sessions/{result.session_id}/view#token={TOKEN}"
-        assert "token" not in client.live_view_url(result.session_id, with_token=False)
-        assert client.live_view_url().startswith(f"{server.url}/view")
+        session = opened[0]
+        assert session.id == result.session_id and session.token
+        assert session.live_view_url() == \
+            f"{server.url}/sessions/{session.id}/view#token={TOKEN}&session={session.token}"
+        assert session.live_view_url(with_token=False) == f"{server.url}/sessions/{session.id}/view"
+        assert client.live_view_url() == f"{server.url}/view#token={TOKEN}"

@@ -8,7 +8,7 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from service_helpers import TOKEN, Wire, first_batch, open_session, run_session, spec_for
+from service_helpers import CREDENTIALS, TOKEN, Wire, first_batch, open_session, run_session, spec_for
 
 from scan_server.io.canonical import read_recording
 from scan_server.service.decode import encode_bslz4
@@ -107,6 +107,7 @@ def _bad_batches(session_id: str, frames: np.ndarray, positions: np.ndarray) -> 
 
     def header(**overrides: object) -> bytes:
         base = {"type": "batch", "session_id": session_id, "seq": 0, "token": TOKEN,
+                "session_token": CREDENTIALS.get(session_id),
                 "positions_angstrom": positions.tolist(), "dtype": "uint16", "shape": list(frames.shape),
                 "encoding": "raw"}
         return json.dumps({**base, **overrides}).encode()
@@ -122,6 +123,8 @@ def _bad_batches(session_id: str, frames: np.ndarray, positions: np.ndarray) -> 
         ("bad_request", [header(seq=-1), raw]),
         ("unauthorized", [header(token="nope"), raw]),
         ("unauthorized", [header(token=None), raw]),
+        ("unauthorized", [header(session_token="not-the-credential"), raw]),
+        ("unauthorized", [header(session_token=None), raw]),
         ("unknown_session", [header(session_id="ffffffffffffffff"), raw]),
         ("out_of_order", [header(seq=5), raw]),
         ("count_mismatch", [header(positions_angstrom=positions[:-1].tolist()), raw]),
@@ -156,6 +159,7 @@ def test_bslz4_frames_as_a_detector_sends_them(server, wire, recording):
     opened = open_session(server, recording, strategy="raster", total=10, subsequence=10)
     frames, actual = first_batch(recording, opened)
     header = {"type": "batch", "session_id": opened["session_id"], "seq": 0, "token": TOKEN,
+              "session_token": opened["session_token"],
               "positions_angstrom": actual.tolist(), "dtype": "uint16", "shape": list(frames.shape),
               "encoding": "bslz4"}
     reply = wire.send_raw([json.dumps(header).encode(), *[encode_bslz4(f) for f in frames]])

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ..deps import Authorised, Manager
+from ..deps import Authorised, Manager, Owned
 from ..errors import ErrorCode, ServiceError
 from ..schemas import AcquisitionSpec, LiveView, SessionOpened, SessionStatus, Status
 
@@ -23,8 +23,8 @@ router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authoris
 @router.post("", response_model=SessionOpened, status_code=201,
              summary="open a scan session; answers the first sub-sequence and the data endpoint")
 def open_session(spec: AcquisitionSpec, manager: Manager, request: Request) -> SessionOpened:
-    session, warnings = manager.open(spec)
-    return SessionOpened(session_id=session.id, strategy=spec.strategy,
+    session, warnings, credential = manager.open(spec)
+    return SessionOpened(session_id=session.id, session_token=credential, strategy=spec.strategy,
                          positions_angstrom=session.planned.tolist(), seq=0,
                          data_endpoint=request.app.state.data_plane.endpoint, model=session.record.model,
                          warnings=warnings)
@@ -38,14 +38,13 @@ def list_sessions(manager: Manager) -> list[SessionStatus]:
 
 @router.get("/{session_id}/live", response_model=LiveView, summary="what the live view draws: positions by "
                                                                    "step, next positions, step times, dose")
-def live(session_id: str, manager: Manager) -> LiveView:
-    return manager.get(session_id).live_model()
+def live(session: Owned) -> LiveView:
+    return session.live_model()
 
 
 @router.get("/{session_id}/events", summary="server-sent events: the live view's state after every change",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def events(session_id: str, manager: Manager, request: Request) -> StreamingResponse:
-    session = manager.get(session_id)
+async def events(session: Owned, request: Request) -> StreamingResponse:
     viewers = request.app.state.viewers
     if not viewers.acquire(blocking=False):
         raise ServiceError(ErrorCode.busy, f"{request.app.state.settings.max_viewers} live views are open "
@@ -73,15 +72,15 @@ async def events(session_id: str, manager: Manager, request: Request) -> Streami
 
 
 @router.get("/{session_id}", response_model=SessionStatus, summary="step, positions acquired/planned, timings")
-def session_status(session_id: str, manager: Manager) -> SessionStatus:
-    return manager.get(session_id).status_model()
+def session_status(session: Owned) -> SessionStatus:
+    return session.status_model()
 
 
 @router.get("/{session_id}/reconstruction", summary="the current reconstruction: .npy (complex64, whole grid) or "
                                                      "PNG (phase over the scanned field, ≥ 512 px)",
             responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}})
-def reconstruction(session_id: str, manager: Manager, format: Literal["npy", "png"] = "npy") -> Response:
-    potential = manager.reconstruction(session_id)
+def reconstruction(session: Owned, manager: Manager, format: Literal["npy", "png"] = "npy") -> Response:
+    potential = manager.reconstruction(session.id)
     buffer = io.BytesIO()
     if format == "npy":
         np.save(buffer, potential.astype(np.complex64), allow_pickle=False)
@@ -89,7 +88,7 @@ def reconstruction(session_id: str, manager: Manager, format: Literal["npy", "pn
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.imsave(buffer, _scanned_phase(potential, manager.get(session_id).geometry.region), cmap="gray", format="png")
+    plt.imsave(buffer, _scanned_phase(potential, session.geometry.region), cmap="gray", format="png")
     return Response(buffer.getvalue(), media_type="image/png")
 
 
@@ -106,5 +105,5 @@ def _scanned_phase(potential: np.ndarray, region: tuple[slice, slice]) -> np.nda
 
 
 @router.delete("/{session_id}", response_model=SessionStatus, summary="finish: flush and close the recording")
-def finish_session(session_id: str, manager: Manager) -> SessionStatus:
-    return manager.finish(session_id).status_model()
+def finish_session(session: Owned, manager: Manager) -> SessionStatus:
+    return manager.finish(session.id).status_model()

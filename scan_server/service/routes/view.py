@@ -1,12 +1,14 @@
 """The live view: plain HTML pages and one small script, served by the scan server itself (no
 build step, no CDN: they work on a microscope network without internet).
 
-The pages hold no data and need no token; their script reads the server token from the URL's
-fragment (``#token=…``, which the browser never sends, so it never reaches a log) or asks for
-it, keeps it in the tab's session storage, and fetches everything with ``Authorization:
-Bearer``: the session list (``GET /sessions``), the state (``GET /sessions/{id}/events``,
-server-sent events read through ``fetch``, which, unlike ``EventSource``, sends the header)
-and the reconstruction (``GET /sessions/{id}/reconstruction?format=png``)."""
+The pages hold no data and need no token; their script reads the server token and the
+session's credential from the URL's fragment (``#token=…&session=…``, which the browser never
+sends, so they never reach a log) or asks for them, keeps them in the tab's session storage,
+and fetches everything with ``Authorization: Bearer`` and ``X-Session-Token``: the session
+list (``GET /sessions``), the state (``GET /sessions/{id}/events``, server-sent events read
+through ``fetch``, which, unlike ``EventSource``, sends headers) and the reconstruction
+(``GET /sessions/{id}/reconstruction?format=png``). A session's page shows only to whoever
+holds its credential (the client that opened it)."""
 
 from __future__ import annotations
 

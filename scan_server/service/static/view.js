@@ -1,17 +1,22 @@
 // The live view of the scan server: no build step, no dependencies.
-// The token comes from the URL fragment (#token=…, never sent to the server) or a form, and is kept
-// in this tab's sessionStorage; every request sends it as "Authorization: Bearer".
+// The server token and a session's credential come from the URL fragment (#token=…&session=…, never
+// sent to the server) or a form, and are kept in this tab's sessionStorage; every request sends them
+// as "Authorization: Bearer" and "X-Session-Token".
 "use strict";
 
 const LiveView = (() => {
   const KEY = "scan-server-token";
   const $ = (id) => document.getElementById(id);
 
+  const sessionId = location.pathname.startsWith("/sessions/") ? location.pathname.split("/")[2] : null;
+  const SESSION_KEY = "scan-session-token-" + sessionId;
+
   function token() {
-    const match = location.hash.match(/token=([^&]+)/);
-    if (match) {
-      sessionStorage.setItem(KEY, decodeURIComponent(match[1]));
-      history.replaceState(null, "", location.pathname);   // the token leaves the address bar
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (fragment.has("token") || fragment.has("session")) {
+      if (fragment.has("token")) sessionStorage.setItem(KEY, fragment.get("token"));
+      if (fragment.has("session") && sessionId) sessionStorage.setItem(SESSION_KEY, fragment.get("session"));
+      history.replaceState(null, "", location.pathname);   // the secrets leave the address bar
     }
     return sessionStorage.getItem(KEY);
   }
@@ -22,6 +27,7 @@ const LiveView = (() => {
     form.onsubmit = (event) => {
       event.preventDefault();
       sessionStorage.setItem(KEY, $("token-input").value);
+      if (sessionId && $("session-input")) sessionStorage.setItem(SESSION_KEY, $("session-input").value);
       form.style.display = "none";
       then();
     };
@@ -29,6 +35,8 @@ const LiveView = (() => {
 
   function authorised(url, options = {}) {
     const headers = Object.assign({}, options.headers, {Authorization: "Bearer " + (token() || "")});
+    const credential = sessionId && sessionStorage.getItem(SESSION_KEY);
+    if (credential) headers["X-Session-Token"] = credential;
     return fetch(url, Object.assign({}, options, {headers, cache: "no-store"}));
   }
 
@@ -157,11 +165,11 @@ const LiveView = (() => {
   }
 
   function session() {
-    const id = location.pathname.split("/")[2];
+    const id = sessionId;
     $("session-id").textContent = id;
     $("show-reconstruction").onchange = () => { draw(); loadImage(id); };
     draw();
-    if (!token()) return askForToken(() => follow(id));
+    if (!token() && !sessionStorage.getItem(SESSION_KEY)) return askForToken(() => follow(id));
     follow(id).catch((error) => { $("error").textContent = String(error); });
   }
 
