@@ -95,7 +95,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 def measure(url: str, token: str, acquisition, strategy: str, sessions: int) -> Measured:
-    """``sessions`` sessions one after the other, then four at once (after a warm-up session)."""
+    """``sessions`` sessions one after the other, then four at once (the caller plays the warm-up)."""
     spec = spec_for(acquisition, strategy, positions=250, subsequence=50, seed=0)
     measured = Measured()
     for _ in range(sessions):
