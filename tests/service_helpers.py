@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -59,6 +61,10 @@ class Server(LocalServer):
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, event_hooks=OWNER_HOOKS if owner else {})
 
 
+class ServerDied(Exception):
+    """The server process exited while a message waited for its reply."""
+
+
 class Wire:
     """A DEALER socket speaking the batch protocol."""
 
@@ -68,19 +74,24 @@ class Wire:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
 
-    def send_raw(self, parts: list[bytes], timeout_s: float = 30) -> dict:
+    def send_raw(self, parts: list[bytes], timeout_s: float = 30, alive: Callable[[], bool] | None = None) -> dict:
+        """Send one message, wait for its reply; ``alive``: checked every 0.1 s, ``ServerDied`` when false."""
         self.socket.send_multipart(parts)
-        if not self.socket.poll(int(timeout_s * 1000)):
-            raise TimeoutError("no reply")
+        deadline = time.monotonic() + timeout_s
+        while not self.socket.poll(100):
+            if alive is not None and not alive():
+                raise ServerDied("the server died before it replied")
+            if time.monotonic() > deadline:
+                raise TimeoutError("no reply")
         return json.loads(self.socket.recv_multipart()[-1])   # after an echoed empty delimiter, if any
 
     def batch(self, session_id: str, seq: int, frames: np.ndarray, positions: np.ndarray, token: str | None = TOKEN,
-              **overrides: object) -> dict:
+              alive: Callable[[], bool] | None = None, **overrides: object) -> dict:
         header = {"type": "batch", "session_id": session_id, "seq": seq, "token": token,
                   "session_token": CREDENTIALS.get(session_id),
                   "positions_angstrom": np.asarray(positions).tolist(), "dtype": str(frames.dtype),
                   "shape": list(frames.shape), "encoding": "raw", **overrides}
-        return self.send_raw([json.dumps(header).encode(), np.ascontiguousarray(frames).tobytes()])
+        return self.send_raw([json.dumps(header).encode(), np.ascontiguousarray(frames).tobytes()], alive=alive)
 
     def close(self) -> None:
         self.socket.close(linger=0)

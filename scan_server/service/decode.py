@@ -68,14 +68,21 @@ def encode_bslz4(frame: np.ndarray) -> bytes:
         return bytes(chunk)
 
 
-def decode_frames(header: BatchHeader, parts: list[bytes], detector_px: int) -> np.ndarray:
-    """Frames (n, M, M) float32; every inconsistency is a ServiceError with its code."""
+def decode_frames(header: BatchHeader, parts: list[bytes], detector_px: int,
+                  expected_count: int | None = None) -> np.ndarray:
+    """Frames (n, M, M) float32; every inconsistency is a ServiceError with its code. The
+    declared shape is checked against the session (``detector_px``, ``expected_count``: the
+    positions the last reply asked for) before anything is decoded, so the decoded size is
+    bounded by what the session asked for, never by what a message claims."""
     n, ky, kx = header.shape
     if (ky, kx) != (detector_px, detector_px):
         raise ServiceError(ErrorCode.bad_shape, f"frames are {ky}×{kx} px but the session's detector is "
                                                 f"{detector_px}×{detector_px}")
     if n != len(header.positions_angstrom):
         raise ServiceError(ErrorCode.count_mismatch, f"{n} frames but {len(header.positions_angstrom)} positions")
+    if expected_count is not None and n != expected_count:
+        raise ServiceError(ErrorCode.wrong_count, f"the last reply asked for {expected_count} positions; this "
+                                                  f"batch has {n}")
     if header.dtype not in FRAME_DTYPES:
         raise ServiceError(ErrorCode.bad_dtype, f"dtype {header.dtype!r}: use one of {', '.join(FRAME_DTYPES)}")
     dtype = np.dtype(header.dtype).newbyteorder("<")

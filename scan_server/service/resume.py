@@ -46,10 +46,12 @@ def restore(path: Path, strategy_for: Callable[[AcquisitionSpec], tuple[ScanStra
 
 def restore_closed(path: Path, status: Status, max_object_px: int) -> Session:
     """A session that was finished or expired before the restart, read back so that it stays
-    queryable and its replies replayable: record, replies, positions per step and total counts
+    queryable and its replies replayable (a finish cut short by a crash is completed first):
+    record, replies, positions per step and total counts
     from the complete recording; no frames held (``Session.recorded_frames`` reads them), no strategy."""
     folder = SessionFolder(path)
     record = folder.load_record()
+    folder.complete_interrupted_finish(record.spec)
     session = Session(record, folder, None, Geometry.of(record.spec, max_object_px), halton_seed=0)
     session.positions, session.counts_total = folder.load_recorded()
     session.positions = [p for p in session.positions if len(p)]

@@ -8,6 +8,7 @@ import socket
 import uvicorn
 
 from ..errors import ParameterError
+from . import kill_points
 from .app import create_app
 from .settings import ServiceSettings
 
@@ -32,6 +33,10 @@ def serve(settings: ServiceSettings) -> None:
     check_port_free(settings.host, settings.port, "--port")
     check_port_free(settings.host, settings.zmq_port, "--zmq-port")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    armed = kill_points.arm_from_environment()
+    if armed is not None:
+        logging.getLogger("scan_server.service").warning("kill point %s is armed (%s): this process will be "
+                                                         "killed there", armed, kill_points.KILL_AT_ENV)
     app = create_app(settings)
     print(f"scan-server: HTTP on http://{settings.host}:{settings.port} (OpenAPI at /docs), "
           f"ZeroMQ on port {settings.zmq_port or 'any'}; data in {settings.data_dir}", flush=True)

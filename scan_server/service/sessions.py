@@ -20,6 +20,7 @@ from ..scanning.state import ScanState, ScanStrategy
 from .decider import Decider
 from .decode import batch_digest, decode_frames, decode_positions
 from .errors import ErrorCode, ServiceError
+from .kill_points import reached
 from .prometheus_metrics import ServiceMetrics
 from .resume import restore, restore_closed
 from .schemas import (
@@ -113,6 +114,11 @@ class SessionManager:
         if spec.total_positions > self.settings.max_positions:
             raise ServiceError(ErrorCode.unsupported_spec, f"total_positions {spec.total_positions} exceeds the "
                                f"server's limit {self.settings.max_positions} (max_positions)")
+        frame_bytes = spec.total_positions * spec.detector_px ** 2 * np.dtype(np.float32).itemsize
+        if frame_bytes > self.settings.max_session_bytes:
+            raise ServiceError(ErrorCode.unsupported_spec, f"{spec.total_positions} frames of {spec.detector_px}² px "
+                               f"would hold {frame_bytes / 2**20:.0f} MiB (float32); the server's limit is "
+                               f"{self.settings.max_session_bytes / 2**20:.0f} MiB a session (max_session_bytes)")
         if self.open_count >= self.settings.max_sessions:
             raise ServiceError(ErrorCode.too_many_sessions, f"{self.settings.max_sessions} sessions are open; "
                                "finish one (DELETE /sessions/ID) or wait for idle ones to expire")
@@ -130,9 +136,11 @@ class SessionManager:
         folder = SessionFolder(self.settings.data_dir / session_id)
         try:
             folder.create(record)
+            reached("open.folder")
             self.index.add(session_id, spec, folder.folder, record.model, record.created_at)
         except OSError as exc:
             raise ServiceError(ErrorCode.storage_failed, f"cannot create the session's files: {exc}") from exc
+        reached("open.index")
         session = Session(record, folder, strategy, geometry, halton_seed)
         self.add(session)
         self.metrics.sessions_opened.labels(spec.strategy).inc()
@@ -192,11 +200,8 @@ class SessionManager:
             session.pending.result()
             session.pending = None
         t0 = time.perf_counter()
-        frames = decode_frames(header, parts, session.spec.detector_px)
+        frames = decode_frames(header, parts, session.spec.detector_px, expected_count=len(session.planned))
         positions = decode_positions(header, session.spec.field_of_view_angstrom, POSITION_TOLERANCE)
-        if len(positions) != len(session.planned):
-            raise ServiceError(ErrorCode.wrong_count, f"the last reply asked for {len(session.planned)} positions; "
-                               f"this batch has {len(positions)}")
         t1 = time.perf_counter()
         batch = StoredBatch(header.seq, frames, positions, session.planned)
         try:
@@ -252,6 +257,7 @@ class SessionManager:
                 # crash-ordered: the index first, then the recording is marked complete, then the batch
                 # files go; a kill in between leaves a finished session with its files, never the reverse
                 self.index.set_status(session.id, status.value)
+                reached("finish.index")
                 session.close(status)
                 self.metrics.sessions_closed.labels(status.value).inc()
                 log.info("session %s %s (%d positions)", session.id, status.value, session.acquired)

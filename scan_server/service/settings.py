@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     max_sessions: int = Field(16, ge=1, description="open sessions at once")
     max_positions: int = Field(10000, ge=1, description="largest total_positions a session may ask for")
     max_object_px: int = Field(4096, ge=64, description="largest side of a session's reconstruction grid")
+    max_session_bytes: int = Field(2**30, ge=2**20, description="largest session: its frames as float32 "
+                                                               "(total_positions × detector_px² × 4 bytes); "
+                                                               "on disk it takes about twice this until it "
+                                                               "finishes, in memory about twice while open")
     max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest ZeroMQ batch message")
     max_request_bytes: int = Field(2**20, ge=1024, description="largest HTTP request body (a session spec is a "
                                                               "few kB); refused before it is read")

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..contracts import ProbeOptics
 from ..io.canonical import write_header
+from .kill_points import reached
 from .schemas import AcquisitionSpec, PositionsReply
 
 SESSION_FILE = "session.json"
@@ -134,10 +135,13 @@ class SessionFolder:
         """Durable first (digest and batch file, fsynced), then the recording (appended, flushed)."""
         (self.folder / "digests").mkdir(exist_ok=True)
         _atomic_write(self.folder / "digests" / f"{batch.seq:06d}.txt", digest.encode())
+        reached("batch.digest")
         _atomic_write(self.folder / "batches" / f"{batch.seq:06d}.npz",
                       _npz_bytes(frames=batch.frames, positions_angstrom=batch.positions_angstrom,
                                  planned_angstrom=batch.planned_angstrom))
+        reached("batch.file")
         self._append_recording(batch)
+        reached("batch.recording")
 
     def save_reply(self, reply: PositionsReply, total_ms: float) -> None:
         _atomic_write(self.folder / "replies" / f"{reply.seq:06d}.json", reply.model_dump_json().encode())
@@ -147,6 +151,7 @@ class SessionFolder:
                 steps[reply.seq] = total_ms
                 self._h5["session/fallback"][reply.seq] = reply.fallback
                 self._h5.flush()
+        reached("batch.reply")
 
     def save_policy_state(self, seq: int, hidden: np.ndarray) -> None:
         buffer = io.BytesIO()
@@ -243,8 +248,26 @@ class SessionFolder:
         self._h5.flush()
         self._h5.close()
         self._h5 = None
-        for path in [*(self.folder / "batches").glob("*.npz"), *(self.folder / "estimate").glob("*.npy")]:
-            path.unlink()
+        reached("finish.complete")
+        self.remove_redundant()
+
+    def remove_redundant(self) -> None:
+        """Remove the batch files and the saved estimate: only once the recording is complete."""
+        assert self.recording_complete(), self.recording_path
+        for index, path in enumerate(sorted([*(self.folder / "batches").glob("*.npz"),
+                                             *(self.folder / "estimate").glob("*.npy")])):
+            path.unlink(missing_ok=True)
+            if index == 0:
+                reached("finish.cleanup")
+
+    def complete_interrupted_finish(self, spec: AcquisitionSpec) -> None:
+        """After a crash in the middle of finishing (the index already says closed): complete the
+        recording from the durable batch files if it is not complete yet, then remove them."""
+        if not self.recording_complete():
+            self.reopen(spec, self.load_batches())
+            self.finish()
+        else:
+            self.remove_redundant()
 
     def close(self) -> None:
         """Close without finishing (server shutdown: the session resumes on restart)."""

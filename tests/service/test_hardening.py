@@ -1,14 +1,17 @@
-"""Issue 14's findings that are fixed so far, each as it was reproduced: a deeply nested
-header (1), an all-zero batch in an adaptive session (6) and the reconstruction after it (9).
-(10, the example's and short tokens: tests/service/test_app.py.)"""
+"""Issue 14's findings, each as it was reproduced: a deeply nested header (1), sessions owned by
+their opener (2), a retry with other content (3), a crash while finishing (4), finished sessions
+after a restart (5), an all-zero batch (6) and the reconstruction after it (9), DELETE during a
+batch (7), sizes (8). (10, the example's and short tokens: tests/service/test_app.py; a kill at
+every persistence step: test_kill_points.py.)"""
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
-from service_helpers import Wire, acquire, open_session
+from service_helpers import CREDENTIALS, TOKEN, Wire, acquire, open_session
 
 
 def test_a_deeply_nested_header_without_a_token_is_answered_and_the_data_plane_lives_on(server, wire, recording):
@@ -213,3 +216,30 @@ def test_a_session_belongs_to_whoever_opened_it(server, wire, recording):
         status = owner.get(f"/sessions/{sid}").json()
         assert status["status"] == "open" and status["positions_acquired"] == 10
     assert len(CREDENTIALS[sid]) >= 32
+
+
+def test_a_session_larger_than_max_session_bytes_is_refused_when_opened(server, recording):
+    """Issue 14, 8: the frames a session may ever hold are bounded before it starts
+    (10000 × 512² float32 = 9.8 GiB > the default 1 GiB)."""
+    from service_helpers import spec_for
+
+    with server.http() as client:
+        response = client.post("/sessions", json=spec_for(recording, strategy="halton", total=10000,
+                                                          detector_px=512))
+    assert response.status_code == 422 and response.json()["code"] == "unsupported_spec"
+    assert "max_session_bytes" in response.json()["message"]
+
+
+def test_a_batch_declaring_more_frames_than_asked_for_is_refused_before_it_is_decoded(server, wire, recording):
+    """Issue 14, 8: a small bslz4 message (5000 parts, 60 kB) that declares 5000 frames — 80 MB once
+    decoded — is refused by its declared count (wrong_count) before any part is looked at (its
+    parts would not even decode: bad_encoding, had they been)."""
+    opened = open_session(server, recording, strategy="halton", total=20, subsequence=10)
+    m, n = recording.frames.shape[-1], 5000
+    header = {"type": "batch", "session_id": opened["session_id"], "seq": 0, "token": TOKEN,
+              "session_token": CREDENTIALS[opened["session_id"]], "dtype": "uint32", "shape": [n, m, m],
+              "encoding": "bslz4", "positions_angstrom": [opened["positions_angstrom"][0]] * n}
+    reply = wire.send_raw([json.dumps(header).encode(), *[b"\0" * 12] * n])
+    assert reply["type"] == "error" and reply["code"] == "wrong_count", reply
+    with server.http() as client:
+        assert client.get(f"/sessions/{opened['session_id']}").json()["next_seq"] == 0
