@@ -226,7 +226,7 @@ class Session:
         recording completed; False (and nothing done) when it was not open. Call with the lock."""
         if self.status is not Status.open or status is Status.open:
             return False
-        self.folder.finish()
+        self.folder.finish(self.counts_total)
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
         self.frames = []           # and its frames: the complete recording holds them (``recorded_frames``)

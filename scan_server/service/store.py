@@ -39,6 +39,8 @@ from .schemas import AcquisitionSpec, PositionsReply
 
 SESSION_FILE = "session.json"
 RECORDING_FILE = "recording.h5"
+#: the recording's attribute with the sum of its frames (written when the session finishes)
+COUNTS_TOTAL_ATTR = "counts_total"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -232,18 +234,25 @@ class SessionFolder:
             positions = np.asarray(f["positions_angstrom"])
             steps = np.cumsum(np.asarray(f["session/step_frames"]))[:-1]
             frames = f["frames"]
-            counts = sum(float(np.sum(frames[i:i + chunk], dtype=np.float64)) for i in range(0, len(frames), chunk))
-        return np.split(positions, steps), counts
+            counts = f.attrs.get(COUNTS_TOTAL_ATTR)
+            if counts is None:          # a recording of an older release: read every frame once
+                counts = sum(float(np.sum(frames[i:i + chunk], dtype=np.float64))
+                             for i in range(0, len(frames), chunk))
+        return np.split(positions, steps), float(counts)
 
     def load_frames(self) -> np.ndarray:
         """All frames (n, M, M) float32 of the recording (a finished session's reconstruction)."""
         with h5py.File(self.recording_path, "r") as f:
             return np.asarray(f["frames"], dtype=np.float32)
 
-    def finish(self) -> None:
-        """Mark the recording complete and close it; the batch files are then redundant."""
+    def finish(self, counts_total: float | None = None) -> None:
+        """Mark the recording complete and close it; the batch files are then redundant.
+        ``counts_total``: the sum of all frames (kept as an attribute, so that reading the
+        session back after a restart does not read every frame)."""
         if self._h5 is None:
             return
+        if counts_total is not None:
+            self._h5.attrs[COUNTS_TOTAL_ATTR] = counts_total
         self._h5.attrs["complete"] = True
         self._h5.flush()
         self._h5.close()
@@ -264,8 +273,9 @@ class SessionFolder:
         """After a crash in the middle of finishing (the index already says closed): complete the
         recording from the durable batch files if it is not complete yet, then remove them."""
         if not self.recording_complete():
-            self.reopen(spec, self.load_batches())
-            self.finish()
+            batches = self.load_batches()
+            self.reopen(spec, batches)
+            self.finish(sum(float(np.sum(b.frames, dtype=np.float64)) for b in batches))
         else:
             self.remove_redundant()
 
