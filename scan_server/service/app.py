@@ -21,7 +21,7 @@ from ..device import choose_device
 from ..errors import ScanServerError
 from ..policy.model_folder import ModelFolder
 from .body_limit import BodyLimit
-from .errors import ErrorCode, ServiceError
+from .errors import EVERY_ROUTE, ErrorCode, ServiceError
 from .prometheus_metrics import ServiceMetrics
 from .routes import health, model, sessions, telemetry, view
 from .schemas import PROTOCOL_VERSION
@@ -44,6 +44,27 @@ def load_served_model(settings: ServiceSettings, device) -> LoadedModel:
     except (ScanServerError, OSError, ValueError, KeyError) as exc:
         return LoadedModel(None, None, None, f"model {folder} could not be loaded: {exc}")
     return LoadedModel(model.eval(), card.name or folder.name, card, None)
+
+
+def _openapi_as_served(app: FastAPI) -> None:
+    """Two corrections to FastAPI's OpenAPI document. A session's routes need the bearer token
+    *and* the session credential: one security requirement with both (FastAPI lists them as
+    alternatives). Errors are JSON on every route, the HTML pages' too (FastAPI gives an error
+    response a route's own media type)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            for operations in generate()["paths"].values():
+                for operation in operations.values():
+                    if len(operation.get("security", [])) > 1:
+                        operation["security"] = [{k: v for need in operation["security"] for k, v in need.items()}]
+                    for status, response in operation["responses"].items():
+                        if int(status) >= 400 and "content" in response:
+                            response["content"] = {"application/json": next(iter(response["content"].values()))}
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -71,7 +92,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             data_plane.stop()
             manager.close()
 
-    app = FastAPI(title="adaptive-scan-server", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="adaptive-scan-server", version=__version__, lifespan=lifespan, responses=EVERY_ROUTE,
                   description=f"Control plane of the adaptive scan service (protocol {PROTOCOL_VERSION}); the "
                               "data plane is ZeroMQ, see docs/protocol.md.")
 
@@ -97,5 +118,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     for router in (health.router, model.router, sessions.router, telemetry.router, view.router):
         app.include_router(router)
+    _openapi_as_served(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     return app

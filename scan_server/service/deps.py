@@ -7,7 +7,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from scan_client.protocol import SESSION_TOKEN_HEADER
 
 from .errors import ErrorCode, ServiceError
@@ -31,9 +31,14 @@ def get_manager(request: Request) -> SessionManager:
     return request.app.state.manager
 
 
-def owned_session(session_id: str, request: Request) -> Session:
+_session_credential = APIKeyHeader(name=SESSION_TOKEN_HEADER, auto_error=False, scheme_name="session credential",
+                                   description="the session's own credential: `session_token` of its open reply")
+
+
+def owned_session(session_id: str, request: Request,
+                  credential: Annotated[str | None, Depends(_session_credential)]) -> Session:
     """The session of the path, for its opener only: the ``X-Session-Token`` header must be its credential."""
-    return get_manager(request).authorised(session_id, request.headers.get(SESSION_TOKEN_HEADER))
+    return get_manager(request).authorised(session_id, credential)
 
 
 Authorised = Depends(require_token)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, Field
 from scan_client.protocol import ErrorCode
 
 HTTP_STATUS = {
@@ -27,3 +30,27 @@ class ServiceError(Exception):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
+
+
+class HttpErrorBody(BaseModel):
+    """Every HTTP error's body."""
+
+    code: str = Field(description="a stable error code (docs/protocol.md, \"Error codes\")")
+    message: str = Field(description="what went wrong and what to do, for a person")
+
+
+def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route: one entry per HTTP status that ``codes`` give, listing them."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
+    return {status: {"model": HttpErrorBody, "description": "error code " + ", ".join(f"`{c}`" for c in names)}
+            for status, names in sorted(by_status.items())}
+
+
+#: what any route may answer: a body over ``max_request_bytes`` (before it is read), a server bug
+EVERY_ROUTE = error_responses(ErrorCode.message_too_large, ErrorCode.internal_error)
+#: what every route behind the bearer token may answer on top
+TOKEN_ROUTE = error_responses(ErrorCode.unauthorized)
+#: what a session's routes may answer on top (no such session; it is not yours: 401; a bad parameter)
+SESSION_ROUTE = error_responses(ErrorCode.unknown_session, ErrorCode.unauthorized, ErrorCode.bad_request)

@@ -211,3 +211,28 @@ def test_run_scan_returns_the_server_s_warnings():
 
     result = run_scan(StillMicroscope(), FakeClient(), {})
     assert result.warnings == ["field_of_view_angstrom [3, 3] differs"]
+
+
+def test_the_openapi_schema_documents_every_status_and_the_session_credential():
+    """Issue 14: every route lists the error statuses it can give (with the error body), a
+    session's routes need both the bearer token and the session's credential, and every HTTP
+    status of an error code appears somewhere."""
+    from scan_server.service.errors import HTTP_STATUS, ErrorCode
+
+    schema = create_app(ServiceSettings()).openapi()
+    operations = {(method.upper(), path): op for path, ops in schema["paths"].items() for method, op in ops.items()}
+    for key, operation in operations.items():
+        assert {"413", "500"} <= set(operation["responses"]), key
+        for status, response in operation["responses"].items():
+            if int(status) >= 400 and key != ("GET", "/health"):      # /health's 503 is its own body
+                assert response["content"]["application/json"]["schema"]["$ref"].endswith("/HttpErrorBody"), key
+    session_routes = [k for k in operations if k[1].startswith("/sessions/{session_id}") and k[1][-5:] != "/view"]
+    assert len(session_routes) == 5
+    for key in session_routes:
+        assert {"401", "404", "422"} <= set(operations[key]["responses"]), key
+        assert operations[key]["security"] == [{"HTTPBearer": [], "session credential": []}], key
+    assert schema["components"]["securitySchemes"]["session credential"]["name"] == "X-Session-Token"
+    assert {"201", "401", "413", "422", "503", "507"} <= set(operations[("POST", "/sessions")]["responses"])
+    assert "409" in operations[("GET", "/sessions/{session_id}/events")]["responses"]
+    documented = {int(status) for op in operations.values() for status in op["responses"]}
+    assert {HTTP_STATUS[c] for c in ErrorCode if c is not ErrorCode.method_not_allowed} <= documented

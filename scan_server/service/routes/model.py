@@ -5,12 +5,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..deps import Authorised
-from ..errors import ErrorCode, ServiceError
+from ..errors import TOKEN_ROUTE, ErrorCode, ServiceError, error_responses
 
-router = APIRouter(tags=["model"], dependencies=[Authorised])
+router = APIRouter(tags=["model"], dependencies=[Authorised], responses=TOKEN_ROUTE)
 
 
-@router.get("/model", summary="the loaded model's card (name, weights sha256, preset, training data, evaluation)")
+@router.get("/model", summary="the loaded model's card (name, weights sha256, preset, training data, evaluation)",
+            responses=error_responses(ErrorCode.model_unavailable))
 def model_card(request: Request) -> dict[str, Any]:
     loaded = request.app.state.loaded
     if loaded.card is None:

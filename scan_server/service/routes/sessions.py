@@ -11,17 +11,19 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..deps import Authorised, Manager, Owned
-from ..errors import ErrorCode, ServiceError
+from ..errors import SESSION_ROUTE, TOKEN_ROUTE, ErrorCode, ServiceError, error_responses
 from ..schemas import AcquisitionSpec, LiveView, SessionOpened, SessionStatus, Status
 
 #: a live view's stream sends a comment line when nothing changed for this long (keeps proxies open)
 KEEP_ALIVE_S = 10.0
 
-router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorised])
+router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorised], responses=TOKEN_ROUTE)
 
 
 @router.post("", response_model=SessionOpened, status_code=201,
-             summary="open a scan session; answers the first sub-sequence and the data endpoint")
+             summary="open a scan session; answers the first sub-sequence and the data endpoint",
+             responses=error_responses(ErrorCode.bad_request, ErrorCode.unsupported_spec, ErrorCode.model_unavailable,
+                                       ErrorCode.too_many_sessions, ErrorCode.storage_failed))
 def open_session(spec: AcquisitionSpec, manager: Manager, request: Request) -> SessionOpened:
     session, warnings, credential = manager.open(spec)
     return SessionOpened(session_id=session.id, session_token=credential, strategy=spec.strategy,
@@ -37,13 +39,14 @@ def list_sessions(manager: Manager) -> list[SessionStatus]:
 
 
 @router.get("/{session_id}/live", response_model=LiveView, summary="what the live view draws: positions by "
-                                                                   "step, next positions, step times, dose")
+                                                                   "step, next positions, step times, dose",
+            responses=SESSION_ROUTE)
 def live(session: Owned) -> LiveView:
     return session.live_model()
 
 
 @router.get("/{session_id}/events", summary="server-sent events: the live view's state after every change",
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **SESSION_ROUTE, **error_responses(ErrorCode.busy)})
 async def events(session: Owned, request: Request) -> StreamingResponse:
     viewers = request.app.state.viewers
     if not viewers.acquire(blocking=False):
@@ -71,14 +74,16 @@ async def events(session: Owned, request: Request) -> StreamingResponse:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{session_id}", response_model=SessionStatus, summary="step, positions acquired/planned, timings")
+@router.get("/{session_id}", response_model=SessionStatus, summary="step, positions acquired/planned, timings",
+            responses=SESSION_ROUTE)
 def session_status(session: Owned) -> SessionStatus:
     return session.status_model()
 
 
 @router.get("/{session_id}/reconstruction", summary="the current reconstruction: .npy (complex64, whole grid) or "
                                                      "PNG (phase over the scanned field, ≥ 512 px)",
-            responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}})
+            responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}, **SESSION_ROUTE,
+                       **error_responses(ErrorCode.bad_request)})
 def reconstruction(session: Owned, manager: Manager, format: Literal["npy", "png"] = "npy") -> Response:
     potential = manager.reconstruction(session.id)
     buffer = io.BytesIO()
@@ -104,6 +109,7 @@ def _scanned_phase(potential: np.ndarray, region: tuple[slice, slice]) -> np.nda
     return np.kron(phase, np.ones((factor, factor)))
 
 
-@router.delete("/{session_id}", response_model=SessionStatus, summary="finish: flush and close the recording")
+@router.delete("/{session_id}", response_model=SessionStatus, summary="finish: flush and close the recording",
+               responses=SESSION_ROUTE)
 def finish_session(session: Owned, manager: Manager) -> SessionStatus:
     return manager.finish(session.id).status_model()

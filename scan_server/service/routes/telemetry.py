@@ -4,8 +4,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..deps import Authorised
+from ..errors import TOKEN_ROUTE
 
-router = APIRouter(tags=["metrics"], dependencies=[Authorised])
+router = APIRouter(tags=["metrics"], dependencies=[Authorised], responses=TOKEN_ROUTE)
 
 
 @router.get("/metrics", summary="Prometheus metrics: per-stage step latency, sessions, errors")

@@ -17,6 +17,8 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from ..errors import ErrorCode, error_responses
+
 router = APIRouter(tags=["live view"])
 
 #: the files of the live view, in the package (scan_server/service/static)
@@ -34,7 +36,8 @@ def index_page() -> HTMLResponse:
 
 
 @router.get("/sessions/{session_id}/view", response_class=HTMLResponse,
-            summary="the live view of one session (the page; its data needs the token)")
+            summary="the live view of one session (the page; its data needs the token)",
+            responses=error_responses(ErrorCode.bad_request))
 def session_page(session_id: str) -> HTMLResponse:
     return _page("view.html")
 
