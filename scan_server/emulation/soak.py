@@ -154,7 +154,17 @@ class ServerUnderTest:
             if arm is not None:
                 self.server.env[KILL_AT_ENV] = arm
             self.armed = arm
-            self.server.start()
+            while True:
+                try:
+                    self.server.start()
+                    break
+                except ServerUnavailable:     # killed at its kill point before it answered /health (a batch
+                    if arm is None:           # arrived first, or the recovery itself reached it): start again
+                        raise
+                    self.ledger.add(f"kills at kill point {arm} while starting")
+                    self.server.stop()
+                    self.server.env.pop(KILL_AT_ENV, None)
+                    self.armed = arm = None
             self.generation += 1
             self.ready = True
 
@@ -211,7 +221,12 @@ def _killer_loop(settings: SoakSettings, server: ServerUnderTest, ledger: Ledger
         else:
             ledger.add("kills at a random moment")
         arm = f"{rng.choice(list(POINTS))}:{rng.randint(1, 4)}" if rng.random() < 0.5 else None
-        server.restart(arm)
+        try:
+            server.restart(arm)
+        except ServerUnavailable as exc:       # the server does not come back: the soak has failed
+            ledger.fail(f"the server did not restart: {exc}")
+            stop.set()
+            return
 
 
 class _Hostile:
