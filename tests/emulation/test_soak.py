@@ -24,7 +24,7 @@ def test_frames_digest_sees_every_frame_and_position(rng):
 @pytest.mark.slow
 def test_a_short_soak_loses_nothing(tmp_path, models_dir):
     recording = simulate_recording(preset("small", scan_shape=(20, 20)), 5, tmp_path / "small.h5", progress=False)
-    settings = SoakSettings(duration_s=20, clients=2, total_positions=30, subsequence=10, kill_every_s=(5.0, 8.0),
+    settings = SoakSettings(duration_s=12, clients=2, total_positions=30, subsequence=10, kill_every_s=(4.0, 6.0),
                             hostile_every_s=0.1, between_sessions_s=0.2)
     result = run_soak(settings, tmp_path / "soak", models_dir=models_dir, model="tiny", recording=recording)
     table = result["table"]
