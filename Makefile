@@ -9,6 +9,7 @@ BENCH_VENV ?= .venv-bench
 DEMO_OUT   ?= demo_out
 SOAK_OUT   ?= soak_out
 SOAK_S     ?= 300
+SOAK_SEED  ?= 0
 
 .PHONY: all venv browser test test-fast demo soak bench-rop bench-replay bench-policy bench-service gpu-check clean
 
@@ -49,12 +50,12 @@ test-fast: $(VENV)/.installed browser
 demo: $(VENV)/.installed
 	$(VENV)/bin/scan-client demo --out $(DEMO_OUT)
 
-## make soak: SOAK_S seconds (default 300) of sessions of every strategy under random kill -9 and restarts and
+## make soak: SOAK_S seconds (default 300; SOAK_SEED picks the kills and the hostile messages) of sessions of every strategy under random kill -9 and restarts and
 ## hostile messages, then every acknowledged frame is checked on disk; prints the table (SOAK_OUT/soak.md) and
 ## fails if a frame was lost or a hostile message got an unexpected answer (writes ~2-3 GB under SOAK_OUT)
 soak: $(VENV)/.installed
 	rm -rf $(SOAK_OUT)/sessions $(SOAK_OUT)/server.log
-	$(VENV)/bin/python -m scan_server.emulation.soak --duration-s $(SOAK_S) --out $(SOAK_OUT)
+	$(VENV)/bin/python -m scan_server.emulation.soak --duration-s $(SOAK_S) --seed $(SOAK_SEED) --out $(SOAK_OUT)
 
 $(BENCH_VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
