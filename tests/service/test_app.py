@@ -236,3 +236,15 @@ def test_the_openapi_schema_documents_every_status_and_the_session_credential():
     assert "409" in operations[("GET", "/sessions/{session_id}/events")]["responses"]
     documented = {int(status) for op in operations.values() for status in op["responses"]}
     assert {HTTP_STATUS[c] for c in ErrorCode if c is not ErrorCode.method_not_allowed} <= documented
+
+
+def test_health_says_degraded_when_the_data_plane_loop_is_gone(tmp_path, models_dir):
+    """Issue 14, 1: /health reports the data plane's own liveness (its loop's heartbeat), not the process's."""
+    with _client(_settings(tmp_path, models_dir)) as client:
+        assert client.get("/health").json()["data_plane_alive"] is True
+        data_plane = client.app.state.data_plane
+        data_plane._stop.set()            # the loop ends as if it had died; the HTTP side lives on
+        data_plane._thread.join(timeout=5)
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded" and health.json()["data_plane_alive"] is False
