@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,7 @@ def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, re
     the value map) played on the recording to ``count`` positions, in acquisition order."""
     microscope = VirtualMicroscope(acquisition.positions_angstrom)
     context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
-                              learned=None if model is None else lambda strategy: learned_strategy(model, strategy),
+                              learned=None if model is None else partial(learned_strategy, model),
                               material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
     return run_strategy(build_strategy(name, context), microscope, count, dark_field=dark_field)
 

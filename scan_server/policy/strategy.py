@@ -20,11 +20,13 @@ from .value_map import ValueMapScan
 
 
 def learned_strategy(model: AdaptiveModel, name: str, seed: int | None = None) -> ScanStrategy:
-    """A new session of one of the model's learned strategies (``model.strategies``); ``seed``:
-    its Halton sequence's (default: the model's)."""
-    seed = model.settings.policy.halton_seed if seed is None else seed
+    """A new session of one of the model's learned strategies (``model.strategies``). ``seed``:
+    the value map's Halton sequence — the session's, as the Halton baseline's, so that where the
+    evidence is flat the value map *is* the Halton scan of that seed (default: the model's). The
+    adaptive policy always starts with its model's sequence (the one its pretraining imitated)."""
     if name == ADAPTIVE:
-        return AdaptiveScan(model, seed)
+        return AdaptiveScan(model)
+    seed = model.settings.policy.halton_seed if seed is None else seed
     if name == VALUE_MAP and model.value_map is not None and model.settings.value_map is not None:
         return ValueMapScan(model.value_map, model.settings.value_map, seed)
     raise ParameterError(f"this model serves {', '.join(model.strategies)}, not {name!r} "

@@ -28,14 +28,14 @@ from .state import ScanStrategy
 @dataclass(frozen=True)
 class StrategyContext:
     """What a strategy is built from: the positions of the whole scan, the seed, the
-    recorded raster's shape (for ``full``), a factory of the learned strategies (name →
+    recorded raster's shape (for ``full``), a factory of the learned strategies (name, seed →
     strategy of the served or evaluated model) and, for a reference, where the answer
     shows material ((n, 2) unit positions → (n,) bool)."""
 
     total_positions: int
     seed: int = 0
     scan_shape: tuple[int, int] | None = None
-    learned: Callable[[str], ScanStrategy] | None = None
+    learned: Callable[[str, int], ScanStrategy] | None = None
     material_at_unit: Callable[[np.ndarray], np.ndarray] | None = None
 
 
@@ -62,7 +62,7 @@ def _learned(name: str) -> Callable[[StrategyContext], ScanStrategy]:
     def build(context: StrategyContext) -> ScanStrategy:
         if context.learned is None:
             raise ParameterError(f"the {name} strategy needs a model")
-        return context.learned(name)
+        return context.learned(name, context.seed)
 
     return build
 

@@ -9,6 +9,7 @@ import logging
 import secrets
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,11 @@ class SessionManager:
                 raise ServiceError(ErrorCode.unsupported_spec, f"the model {self.loaded.name} proposes {n} positions "
                                    f"per step; set subsequence to {n}")
         context = StrategyContext(spec.total_positions, spec.seed,
-                                  learned=None if model is None else lambda name: learned_strategy(model, name))
+                                  learned=None if model is None else partial(learned_strategy, model))
         strategy = build_strategy(spec.strategy, context)
-        # a learned strategy starts with its model's Halton sequence: its fallbacks continue that one
-        return strategy, model.settings.policy.halton_seed if STRATEGIES[spec.strategy].needs_model else spec.seed
+        # the adaptive policy starts with its model's Halton sequence, every other strategy with the
+        # session's: the fallbacks continue that one
+        return strategy, model.settings.policy.halton_seed if spec.strategy == ADAPTIVE else spec.seed
 
     def _warnings(self, spec: AcquisitionSpec) -> list[str]:
         card = self.loaded.card

@@ -76,3 +76,22 @@ def test_a_model_with_a_value_map_serves_it():
     assert isinstance(learned_strategy(model, "value-map"), ValueMapScan)
     assert ModelSettings.from_dict(model.settings.as_dict()) == model.settings
     assert isinstance(ValueMapNet(SETTINGS)(torch.zeros(2, len(CHANNELS), 32, 32)), torch.Tensor)
+
+
+def test_the_value_map_draws_from_the_session_s_halton_sequence_and_adaptive_from_its_model_s():
+    """Paired seeds: the value map built for seed s starts with (and, on flat evidence, is) the
+    Halton scan of seed s, the baseline it is compared with; the adaptive policy keeps its
+    model's sequence."""
+    from functools import partial
+
+    from scan_server.scanning.registry import StrategyContext, build_strategy
+
+    tiny = ModelSettings.from_preset("tiny")
+    model = AdaptiveModel(ModelSettings(tiny.preset, tiny.encoder, tiny.policy, SETTINGS))
+    empty = ScanState(np.empty((0, 2)), None, 0)
+    for seed in (0, 7):
+        context = StrategyContext(100, seed, learned=partial(learned_strategy, model))
+        assert build_strategy("value-map", context).seed == seed
+        np.testing.assert_array_equal(build_strategy("value-map", context).next_positions(empty, 10),
+                                      build_strategy("halton", context).next_positions(empty, 10))
+        assert build_strategy("adaptive", context).seed == model.settings.policy.halton_seed
