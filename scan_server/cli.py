@@ -162,8 +162,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                    help="the count at which Halton's score is the dose ratios' target (default 250; one of "
                         "--positions)")
     p.add_argument("--subsequences", type=_positive_int,
-                   help="check that the model reaches the largest count in this many steps (default: as many "
-                        "steps as it needs)")
+                   help="the adaptive policy: check that its model reaches the largest count in this many steps "
+                        "(its step size is its model's); without adaptive: the value map takes the largest count "
+                        "in this many equal steps (Table I's rows; default: steps of the model's size, 50)")
     p.add_argument("--final-iterations", type=_positive_int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of every final reconstruction (30: converged; 5: the paper's protocol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")

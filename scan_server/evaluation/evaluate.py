@@ -58,6 +58,8 @@ from .figures import Panel, save_comparison, save_dose_quality
 from .metrics import relative_improvement, resolution_angstrom
 from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
 
+#: positions per step of a strategy that decides step by step, when nothing else says (the paper's 50)
+DEFAULT_PER_STEP = 50
 #: the default count at which Halton's quality is the target of the dose ratios
 DEFAULT_REFERENCE_POSITIONS = 250
 
@@ -167,14 +169,16 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
 
 
 def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, reference: ScoreReference,
-                  model: AdaptiveModel | None = None, dark_field: np.ndarray | None = None) -> np.ndarray:
+                  model: AdaptiveModel | None = None, dark_field: np.ndarray | None = None,
+                  per_step: int = DEFAULT_PER_STEP) -> np.ndarray:
     """Indices of a strategy that decides without a reconstruction (a baseline, a reference,
-    the value map) played on the recording to ``count`` positions, in acquisition order."""
+    the value map) played on the recording to ``count`` positions in steps of ``per_step``, in
+    acquisition order."""
     microscope = VirtualMicroscope(acquisition.positions_angstrom)
     context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
                               learned=None if model is None else partial(learned_strategy, model),
                               material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
-    return run_strategy(build_strategy(name, context), microscope, count, dark_field=dark_field)
+    return run_strategy(build_strategy(name, context), microscope, count, per_step, dark_field=dark_field)
 
 
 def evaluated_strategies(model: AdaptiveModel | None, only: list[str] | None = None) -> list[str]:
@@ -188,8 +192,8 @@ def evaluated_strategies(model: AdaptiveModel | None, only: list[str] | None = N
 
 
 def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan, seed: int,
-                     reference: ScoreReference, device: torch.device, only: list[str] | None = None
-                     ) -> dict[str, dict[int, np.ndarray]]:
+                     reference: ScoreReference, device: torch.device, only: list[str] | None = None,
+                     per_step: int = DEFAULT_PER_STEP) -> dict[str, dict[int, np.ndarray]]:
     """Every strategy's recorded patterns at every count of the plan: a sequential one run once
     to the largest count (its prefixes), the others planned per count; the learned ones only
     with a model (with its own Halton start; ``adaptive`` through the batched rollout)."""
@@ -200,7 +204,7 @@ def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan
             run = _adaptive_indices(acquisition, model, plan.largest, device)  # type: ignore[arg-type]
             chosen[name] = {c: run[:c] for c in plan.positions}
         elif STRATEGIES[name].sequential:
-            run = _recorded_run(name, acquisition, plan.largest, seed, reference, model, dark_field)
+            run = _recorded_run(name, acquisition, plan.largest, seed, reference, model, dark_field, per_step)
             chosen[name] = {c: run[:c] for c in plan.positions}
         else:
             chosen[name] = {c: _recorded_run(name, acquisition, c, seed, reference) for c in plan.positions}
@@ -210,10 +214,10 @@ def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan
 def evaluate_recording(acquisition: Acquisition, model: AdaptiveModel | None, plan: DosePlan,
                        final_iterations: int, seed: int, device: torch.device,
                        progress: bool = False, cache: Path | None = None,
-                       only: list[str] | None = None) -> RecordingResult:
+                       only: list[str] | None = None, per_step: int = DEFAULT_PER_STEP) -> RecordingResult:
     full = ground_truth(acquisition, device, progress, cache)
     reference = score_reference(acquisition, full)
-    chosen = choose_positions(acquisition, model, plan, seed, reference, device, only)
+    chosen = choose_positions(acquisition, model, plan, seed, reference, device, only, per_step)
     return score_strategies(acquisition, full, chosen, final_iterations, plan.reference_positions, device,
                             reference, progress)
 
@@ -429,16 +433,20 @@ def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names
              subsequences: int | None, final_iterations: int, out: Path, seed: int, device: torch.device,
              cache: Path | None = None, only: list[str] | None = None) -> dict:
     """Every recording scored (``cache``: a folder of ground truths kept between evaluations;
-    ``only``: these strategies). ``subsequences``, when given, is checked against the model."""
-    if model is not None and subsequences is not None:
+    ``only``: these strategies). ``subsequences``: the adaptive policy's steps are checked
+    against its model (its step size is fixed); the value map takes the largest count in that
+    many equal steps (default: the model's step size)."""
+    strategies = evaluated_strategies(model, only)  # a clear error before any work
+    if model is not None and subsequences is not None and ADAPTIVE in strategies:
         check_positions(model, plan.largest, subsequences)
     for name, acquisition in zip(names, acquisitions):
         if acquisition.count < plan.largest:
             raise ParameterError(f"{name} holds {acquisition.count} patterns, fewer than --positions {plan.largest}")
-    evaluated_strategies(model, only)  # a clear error before any work
-    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache, only)
+    per_step = model.settings.policy.subsequence if model is not None else DEFAULT_PER_STEP
+    if subsequences is not None and ADAPTIVE not in strategies:
+        per_step = math.ceil(plan.largest / subsequences)
+    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache, only, per_step)
                   for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
-    per_step = model.settings.policy.subsequence if model is not None else 50
     report = summarise(recordings, plan, final_iterations, names, per_step)
     write_outputs(out, report, recordings, names)
     return report

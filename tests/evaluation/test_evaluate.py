@@ -189,6 +189,13 @@ def test_strategies_can_be_chosen_and_a_value_map_model_is_evaluated_with_it(rec
     name = report["recordings"][0]
     positions = np.loadtxt(out / "positions" / name / "value-map.csv", delimiter=",", skiprows=1)
     assert positions.shape == (30, 2) and len(np.unique(positions, axis=0)) == 30
+    assert report["positions_per_step"] == 10       # the model's step size
+    # Table I's rows: without adaptive, --subsequences cuts the largest count into that many equal steps
+    assert main(["evaluate", "--model", str(installed), "--data", str(recordings[0]), "--positions", "30",
+                 "--subsequences", "2", "--final-iterations", "3", "--strategies", "halton", "value-map",
+                 "--out", str(tmp_path / "rows")]) == 0
+    rows = json.loads((tmp_path / "rows" / "report.json").read_text())
+    assert rows["positions_per_step"] == 15 and rows["subsequences"] == 2
     assert main(["evaluate", "--data", str(recordings[0]), "--positions", "30", "--strategies", "value-map",
                  "--out", str(tmp_path / "x")]) == 2
     assert "value-map needs a model that serves it" in capsys.readouterr().err
