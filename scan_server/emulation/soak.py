@@ -80,7 +80,6 @@ class SessionLedger:
     strategy: str
     token: str | None
     acked: list[tuple[int, str]] = field(default_factory=list)     # (frames, digest) per acknowledged batch
-    abandoned: bool = False
 
 
 class Ledger:
@@ -200,10 +199,8 @@ def _client_loop(index: int, settings: SoakSettings, server: ServerUnderTest, ac
                 ledger.add("sessions completed" if session.done else "sessions left open at the end")
                 stop.wait(settings.between_sessions_s)
             except ServerUnavailable:
-                entry.abandoned = True
                 ledger.add("sessions abandoned (no reply after every retry)")
             except ScanClientError as exc:
-                entry.abandoned = True
                 ledger.fail(f"client {index}, session {session.id}: {exc}")
 
 
@@ -233,11 +230,10 @@ class _Hostile:
     """The hostile client: one message at a time, on either plane, each checked."""
 
     def __init__(self, settings: SoakSettings, server: ServerUnderTest, acquisition: Acquisition,
-                 frames: np.ndarray, ledger: Ledger) -> None:
+                 ledger: Ledger) -> None:
         self.settings = settings
         self.server = server
         self.acquisition = acquisition
-        self.frames = frames
         self.ledger = ledger
         self.rng = random.Random(settings.seed + 99)
         self.context = zmq.Context()
@@ -452,7 +448,7 @@ def run_soak(settings: SoakSettings, out: Path, models_dir: Path = Path("models"
     server.start()
     strategies = httpx.get(f"{local.url}/health").json()["strategies"]
     stop = threading.Event()
-    hostile = _Hostile(settings, server, acquisition, frames, ledger)
+    hostile = _Hostile(settings, server, acquisition, ledger)
     threads = [threading.Thread(target=_client_loop, args=(i, settings, server, acquisition, frames, strategies,
                                                            ledger, stop), daemon=True) for i in range(settings.clients)]
     threads += [threading.Thread(target=_killer_loop, args=(settings, server, ledger, stop), daemon=True),

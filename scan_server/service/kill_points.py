@@ -55,6 +55,8 @@ class _Armed:
         self._read = True
 
     def hit(self, point: str) -> bool:
+        if self._read and point != self.point:     # the per-step path when unarmed: no lock
+            return False
         with self._lock:
             if not self._read:
                 self.read()
