@@ -19,6 +19,7 @@ from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
 from .policy import DEFAULT_MODEL
 from .scanning.registry import BASELINE_STRATEGIES, EVALUATED_STRATEGIES, HALTON
+from .training.settings import BASELINES, REWARDS
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
@@ -139,8 +140,16 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--subsequence", type=_positive_int,
                    help="positions per step (default: the preset's 50); on a trained run, pretrain starts a "
                         "new policy of this size on its autoencoder (one model per Table I row)")
-    p.add_argument("--reward", choices=("voronoi", "shared", "error"))
-    p.add_argument("--baseline", action="store_true", default=None, help="subtract the batch-mean reward")
+    p.add_argument("--reward", choices=REWARDS,
+                   help="rl: per position voronoi (paper), shared, error; per sub-sequence quality (the headline "
+                        "score's gain, needs simulated recordings)")
+    p.add_argument("--baseline", choices=BASELINES,
+                   help="rl: none (paper), batch (batch mean), halton (the Halton scan on the same specimen; "
+                        "with --reward quality), specimen (the other episodes on the same specimen)")
+    p.add_argument("--episodes-per-specimen", type=int,
+                   help="rl: play each sampled specimen this many times per step (the specimen baseline: ≥ 2)")
+    p.add_argument("--normalise", action="store_true", default=None,
+                   help="rl: divide the advantages by their standard deviation over the batch")
     p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", default="auto")
@@ -403,7 +412,8 @@ def _dispatch(args: argparse.Namespace) -> None:
 
         settings = stage_settings(args.stage, args.preset, iterations=args.iterations, batch=args.batch,
                                   learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
-                                  reward=args.reward, baseline=args.baseline, sigma=args.sigma,
+                                  reward=args.reward, baseline=args.baseline, normalise=args.normalise,
+                                  episodes_per_specimen=args.episodes_per_specimen, sigma=args.sigma,
                                   checkpoint_every=args.checkpoint_every)
         if train(args.stage, settings, args.data, args.out, choose_device(args.device),
                  args.subsequence) is not None:

@@ -64,7 +64,9 @@ class Episodes:
     final: (B, H, W) complex reconstruction. For steps 1…T−1, what the policy saw and did:
     inputs_positions (B, T−1, n, 2) and latents (B, T−1, D), the proposed means, the
     actions taken and the teacher's positions (B, T−1, n, 2) in [0, 1]² (actions = means
-    unless sampling or following the teacher; targets empty without a teacher)."""
+    unless sampling or following the teacher; targets empty without a teacher). ``phases``
+    (B, T, h, w) rad: with ``keep_phases``, the real part of the reconstruction over the
+    field of view after each sub-sequence (the last one is ``final``'s), else empty."""
 
     positions_angstrom: torch.Tensor
     indices: np.ndarray
@@ -74,6 +76,7 @@ class Episodes:
     means: torch.Tensor
     actions: torch.Tensor
     targets: torch.Tensor
+    phases: torch.Tensor
 
 
 def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations: int,
@@ -138,7 +141,7 @@ Teacher = Callable[[int, list[ScanState]], torch.Tensor]
 def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
             sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,
             final_iterations: int | None = None, teacher: Teacher | None = None,
-            follow_teacher: float = 1.0) -> Episodes:
+            follow_teacher: float = 1.0, keep_phases: bool = False) -> Episodes:
     """Play ``steps`` sub-sequences on every microscope of the batch (which are reset).
 
     Sampled actions are Gaussian around the means (σ of the policy settings); the
@@ -147,7 +150,8 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
     the teacher's positions with probability ``follow_teacher`` (1: pretraining's Halton
     continuation; less: DAgger), else the policy's; the teacher's are recorded as the
     targets. No gradient is kept: training recomputes the means from the recorded inputs in
-    one pass (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction."""
+    one pass (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction
+    (``keep_phases`` needs it)."""
     n = model.settings.policy.subsequence
     discs = [bright_field_disc(a.detector_px, a.detector_sampling_inv_angstrom, a.optics) if teacher else None
              for a in batch.acquisitions]
@@ -156,12 +160,14 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
         microscope.reset()
         episode.add(microscope.acquire(microscope.to_angstrom(halton_unit(n, seed))))
     hidden = None
-    inputs, latents, all_means, all_actions, targets = [], [], [], [], []
+    inputs, latents, all_means, all_actions, targets, phases = [], [], [], [], [], []
     for t in range(1, steps):
         last = torch.stack([torch.as_tensor(m.to_unit(e.last), dtype=torch.float32)
                             for m, e in zip(batch.microscopes, acquired)]).to(batch.device)
-        step = encode_and_decide(model, reconstruct_episodes(batch, acquired, iterations), batch.region, last,
-                                 hidden)
+        reconstruction = reconstruct_episodes(batch, acquired, iterations)
+        if keep_phases:
+            phases.append(reconstruction.real[:, batch.region[0], batch.region[1]].float().cpu())
+        step = encode_and_decide(model, reconstruction, batch.region, last, hidden)
         hidden, latent, means = step.hidden, step.latent, step.means.cpu()
         if sample:
             actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator)
@@ -181,6 +187,10 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
         all_actions.append(actions)
     final_iterations = iterations if final_iterations is None else final_iterations
     final = reconstruct_episodes(batch, acquired, final_iterations) if final_iterations else torch.empty(0)
+    if keep_phases:
+        if not final_iterations:
+            raise ValueError("keep_phases needs the final reconstruction (final_iterations > 0)")
+        phases.append(final.real[:, batch.region[0], batch.region[1]].float().cpu())
     taken = [e.indices for e in acquired]
     positions = torch.stack([torch.as_tensor(e.positions_angstrom.reshape(steps, n, 2)) for e in acquired])
     empty = torch.empty(len(taken), 0, n, 2)
@@ -191,4 +201,4 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
     return Episodes(positions_angstrom=positions, indices=np.stack(taken), final=final,
                     inputs_positions=stacked(inputs, empty), latents=stacked(latents, torch.empty(len(taken), 0, 0)),
                     means=stacked(all_means, empty), actions=stacked(all_actions, empty),
-                    targets=stacked(targets, empty))
+                    targets=stacked(targets, empty), phases=stacked(phases, torch.empty(len(taken), 0, 0, 0)))

@@ -9,11 +9,19 @@ from __future__ import annotations
 import torch
 
 from ..policy.model import AdaptiveModel
-from ..rollout import EpisodeBatch, rollout
+from ..rollout import EpisodeBatch, Teacher, rollout
 from ..scanning.baselines import halton_unit
 from .data import TrainingData
 from .run import StageState
 from .settings import TrainSettings
+
+
+def halton_teacher(n: int, seeds: list[int]) -> Teacher:
+    """The Halton continuation of each episode's sequence: at step t its points t·n … t·n + n − 1."""
+    def continuation(t: int, states: object) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
+
+    return continuation
 
 
 def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds: list[int],
@@ -21,13 +29,8 @@ def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds:
     """Inputs the policy sees along Halton scans (the rollout with the Halton continuation as
     its teacher) and the Halton targets: last positions (B, T−1, n, 2), latents (B, T−1, D),
     targets (B, T−1, n, 2)."""
-    n = model.settings.policy.subsequence
-
-    def continuation(t: int, states: object) -> torch.Tensor:
-        return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
-
     episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, final_iterations=0,
-                       teacher=continuation)
+                       teacher=halton_teacher(model.settings.policy.subsequence, seeds))
     device = batch.device
     return (episodes.inputs_positions.to(device), episodes.latents.to(device), episodes.actions.to(device))
 

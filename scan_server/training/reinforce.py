@@ -1,29 +1,52 @@
-"""Stage 3: REINFORCE fine-tuning with per-position rewards (paper eq. 8, γ = 0).
+"""Stage 3: REINFORCE fine-tuning of the GRU policy (paper eq. 8).
 
 Each step plays ``batch`` episodes with the stochastic policy (Gaussian, σ around the
-means), reconstructs the final data sets, computes every position's reward from its
-Voronoi cell (or a variant, see ``rewards.py``), and ascends
-Σ_t Σ_m log π(a_t^m | h_t) (r_t^m − b) averaged over episodes, with b = 0 (the paper) or
-the batch mean of that position's reward (``baseline``). γ = 0: each action is credited
-with its own reward only. The means are recomputed in one pass over the recorded inputs
-(identical to those of the rollout), so DDP sees one forward per backward."""
+means) and ascends Σ_t Σ_m log π(a_t^m | h_t) A_t^m averaged over episodes. The means are
+recomputed in one pass over the recorded inputs (identical to those of the rollout), so DDP
+sees one forward per backward. Two kinds of reward (``rewards.py``):
+
+* per position (``voronoi``: the paper's; ``shared``; ``error``), γ = 0: each position is
+  credited with its own reward; baseline ``none`` (the paper) or ``batch`` (the batch mean
+  of that position's reward);
+* per sub-sequence (``quality``): the headline score after each sub-sequence; the action
+  choosing sub-sequence t + 1 is credited with q_T − q_t. Baseline ``halton``: the same
+  return of the Halton scan on the same specimen (same start, same reconstruction; computed
+  once per recording and kept), so a specimen's difficulty cancels and what is left is
+  how much better or worse than Halton the policy did from that step on; ``batch``: the
+  batch mean per step.
+
+Baseline ``specimen`` (any reward): each step plays ``batch / k`` specimens ``k`` times each
+(``episodes_per_specimen``) and subtracts from each episode's return the mean return of the
+other k − 1 episodes on the same specimen (leave-one-out, so the baseline does not depend on
+the episode's own actions). It cancels the specimen's difficulty *and* what the policy's
+means already do on it, so the advantage is what the sampled deviation did — the Halton
+baseline leaves the latter in, and it dominates (docs/results/reinforce).
+
+``normalise`` divides the advantages by their standard deviation over the batch after
+removing their mean (the step size then does not depend on the reward's scale).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..errors import ParameterError
 from ..evaluation.metrics import resample_to_grid
+from ..evaluation.scores import material_mask
 from ..policy.model import AdaptiveModel
 from ..rollout import EpisodeBatch, rollout
 from .data import TrainingData
-from .rewards import position_rewards
+from .pretrain import halton_teacher
+from .rewards import material_pearson, position_rewards, quality_returns
 from .run import StageState
-from .settings import TrainSettings
+from .settings import STEP_REWARDS, TrainSettings
 
 
 def episode_rewards(batch: EpisodeBatch, positions_angstrom: torch.Tensor, final: torch.Tensor,
                     kind: str) -> torch.Tensor:
-    """Rewards (B, T, n) of every position of the episodes."""
+    """Rewards (B, T, n) of every position of the episodes (a per-position ``kind``)."""
     b, steps, n, _ = positions_angstrom.shape
     phase = final.real[:, batch.region[0], batch.region[1]].to(torch.float64).cpu()
     truth = None
@@ -35,28 +58,137 @@ def episode_rewards(batch: EpisodeBatch, positions_angstrom: torch.Tensor, final
     return position_rewards(phase, seeds, mask, kind, truth).reshape(b, steps, n)
 
 
-def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, baseline: bool) -> torch.Tensor:
-    """−Σ log π(a) (r − b) / B for log-probabilities and rewards of shape (B, …); with
-    ``baseline`` b is the batch mean of each position's reward, else 0 (eq. 8, γ = 0)."""
-    returns = rewards - rewards.mean(dim=0, keepdim=True) if baseline else rewards
-    return -(log_probs * returns.detach()).sum() / log_probs.shape[0]
+def leave_one_out_mean(returns: torch.Tensor, group: int) -> torch.Tensor:
+    """For returns (B, …) of B / group specimens played ``group`` times each (consecutive), the
+    mean of the other episodes' returns on the same specimen, (B, …)."""
+    grouped = returns.reshape(-1, group, *returns.shape[1:])
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / (group - 1)
+    return others.reshape(returns.shape)
+
+
+def advantages(returns: torch.Tensor, baseline: str, halton_returns: torch.Tensor | None = None,
+               normalise: bool = False, group: int = 1) -> torch.Tensor:
+    """Advantages of returns (B, …): minus the batch mean (``batch``), the Halton scan's
+    returns of the same shape on the same specimens (``halton``), the other episodes' mean on
+    the same specimen (``specimen``, ``group`` episodes per specimen, consecutive) or nothing
+    (``none``); then, with ``normalise``, centred and divided by their standard deviation over
+    the batch."""
+    if baseline == "batch":
+        result = returns - returns.mean(dim=0, keepdim=True)
+    elif baseline == "specimen":
+        if group < 2:
+            raise ValueError("the specimen baseline needs two or more episodes per specimen")
+        result = returns - leave_one_out_mean(returns, group)
+    elif baseline == "halton":
+        if halton_returns is None:
+            raise ValueError("the halton baseline needs the Halton scan's returns")
+        result = returns - halton_returns
+    else:
+        result = returns
+    if normalise and result.numel() > 1:
+        result = (result - result.mean()) / result.std().clamp_min(1e-8)
+    return result
+
+
+def reinforce_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """−Σ log π(a) A / B for log-probabilities (B, …) and advantages of the same shape."""
+    return -(log_probs * advantages.detach()).sum() / log_probs.shape[0]
+
+
+@dataclass(frozen=True)
+class Specimen:
+    """What the quality reward needs of one recording on the batch's grid: the true phase
+    (h, w) rad over the field of view, its material mask (h, w) and the Halton scan's scores
+    after each sub-sequence (T,) (the halton baseline; with any baseline, the logged gap)."""
+
+    truth_rad: torch.Tensor
+    material: torch.Tensor
+    halton_scores: torch.Tensor
+
+
+class Specimens:
+    """Each training recording's ``Specimen``, made on first use and kept (one Halton
+    rollout per recording for the whole stage)."""
+
+    def __init__(self, model: AdaptiveModel, settings: TrainSettings) -> None:
+        self.model, self.settings = model, settings
+        self.known: dict[int, Specimen] = {}
+
+    def of(self, batch: EpisodeBatch) -> list[Specimen]:
+        missing = list({id(a): a for a in batch.acquisitions if id(a) not in self.known}.values())
+        if missing:
+            self._add(EpisodeBatch.over(missing, batch.device))
+        return [self.known[id(a)] for a in batch.acquisitions]
+
+    def _add(self, batch: EpisodeBatch) -> None:
+        truths, materials = [], []
+        for a in batch.acquisitions:
+            if a.ground_truth is None:
+                raise ParameterError("the quality reward needs recordings with a ground truth (simulated ones)")
+            truth = resample_to_grid(a.ground_truth, batch.grid)[batch.region]
+            truths.append(torch.as_tensor(truth))
+            materials.append(torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom)))
+        n = self.model.settings.policy.subsequence
+        seeds = [self.model.settings.policy.halton_seed] * len(truths)
+        episodes = rollout(batch, self.model, self.settings.steps, seeds, iterations=self.settings.rop_iterations,
+                           teacher=halton_teacher(n, seeds), keep_phases=True)
+        halton = list(material_pearson(episodes.phases, torch.stack(truths), torch.stack(materials)))
+        for a, truth, material, scores in zip(batch.acquisitions, truths, materials, halton):
+            self.known[id(a)] = Specimen(truth, material, scores)
+
+
+def _position_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
+                   state: StageState) -> tuple[torch.Tensor, dict]:
+    seeds = [model.settings.policy.halton_seed] * settings.batch
+    episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
+                       iterations=settings.rop_iterations)
+    rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward)
+    means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
+    log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)
+    advantage = advantages(rewards[:, 1:].to(torch.float32), settings.baseline, normalise=settings.normalise,
+                           group=settings.episodes_per_specimen)
+    loss = reinforce_loss(log_probs, advantage.to(batch.device))
+    return loss, {"reward": float(rewards.sum(dim=(1, 2)).mean()),
+                  "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean())}
+
+
+def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
+                  state: StageState, specimens: Specimens) -> tuple[torch.Tensor, dict]:
+    seeds = [model.settings.policy.halton_seed] * settings.batch
+    episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
+                       iterations=settings.rop_iterations, keep_phases=True)
+    known = specimens.of(batch)
+    scores = material_pearson(episodes.phases, torch.stack([s.truth_rad for s in known]),
+                              torch.stack([s.material for s in known]))
+    halton = torch.stack([s.halton_scores for s in known])
+    advantage = advantages(quality_returns(scores), settings.baseline, quality_returns(halton), settings.normalise,
+                           settings.episodes_per_specimen)
+    means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
+    log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)
+    loss = reinforce_loss(log_probs, advantage[..., None].to(torch.float32).to(batch.device))
+    metrics = {"reward": float(scores[:, -1].mean()), "halton_reward": float(halton[:, -1].mean()),
+               "gap_to_halton": float((scores - halton)[:, -1].mean())}
+    if settings.episodes_per_specimen > 1:  # how much the sampled deviations change the outcome
+        finals = scores[:, -1].reshape(-1, settings.episodes_per_specimen)
+        metrics["spread_on_specimen"] = float(finals.std(dim=1).mean())
+    return loss, metrics
 
 
 def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
+    specimens = Specimens(model, settings) if settings.reward in STEP_REWARDS else None
+
     def step(state: StageState) -> dict:
-        batch = EpisodeBatch.over(data.sample(state.rng, settings.batch), data.device)
-        seeds = [model.settings.policy.halton_seed] * settings.batch
-        episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
-                           iterations=settings.rop_iterations)
-        rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward)
-        means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
-        log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)
-        loss = reinforce_loss(log_probs, rewards[:, 1:].to(torch.float32).to(batch.device), settings.baseline)
+        k = settings.episodes_per_specimen
+        chosen = [a for a in data.sample(state.rng, settings.batch // k) for _ in range(k)]
+        batch = EpisodeBatch.over(chosen, data.device)
+        if specimens is None:
+            loss, metrics = _position_step(model, network, batch, settings, state)
+        else:
+            loss, metrics = _quality_step(model, network, batch, settings, state, specimens)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return {"reward": float(rewards.sum(dim=(1, 2)).mean()),
-                "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean()), "loss": loss.item()}
+        return {**metrics, "loss": loss.item()}
 
     return step

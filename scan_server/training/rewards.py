@@ -11,15 +11,23 @@ reconstruction pixel still get cells of their own.
 * ``error`` (needs the ground truth of simulated data): the per-cell reduction of the
   squared error against the truth relative to an empty reconstruction,
   r_m = Σ_{cell m} [T(r)² − (V(r) − T(r))²] / P, a true difference reward.
+
+One reward is per sub-sequence, not per position:
+
+* ``quality`` (needs the ground truth): the yardstick's headline score (``r_true_material``,
+  the Pearson r of the phase with the true phase over the material) of the reconstruction
+  after each sub-sequence, q_1 … q_T. The action that chooses sub-sequence t + 1 is
+  credited with what it and the later ones add: q_T − q_t (``quality_returns``). The
+  material mask is taken from the true phase (``material_mask`` of the evaluation; the
+  evaluation takes it from the full-data reconstruction, which training does not make).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .settings import POSITION_REWARDS
 from .voronoi import voronoi_labels
-
-REWARDS = ("voronoi", "shared", "error")
 
 
 def _refine(image: torch.Tensor, factor: int) -> torch.Tensor:
@@ -59,5 +67,27 @@ def position_rewards(phase: torch.Tensor, positions_px: torch.Tensor, mask: torc
             raise ValueError("the error-reduction reward needs the ground truth")
         values = truth**2 - (phase - truth) ** 2
     else:
-        raise ValueError(f"unknown reward {kind!r}: choose one of {', '.join(REWARDS)}")
+        raise ValueError(f"unknown per-position reward {kind!r}: choose one of {', '.join(POSITION_REWARDS)}")
     return torch.where(mask, cell_sums(values, positions_px, mask, refine) / count, torch.zeros_like(count))
+
+
+def material_pearson(phases: torch.Tensor, truth: torch.Tensor, material: torch.Tensor) -> torch.Tensor:
+    """Pearson r of each phase with the truth over the material (the headline
+    ``r_true_material``): phases (B, K, h, w), truth (B, h, w), material (B, h, w) bool → (B, K).
+    A constant phase (e.g. nothing reconstructed yet) scores 0."""
+    weights = material.to(torch.float64)[:, None]
+    count = weights.sum(dim=(-2, -1), keepdim=True)
+    a = phases.to(torch.float64)
+    b = truth.to(torch.float64)[:, None]
+    a = (a - (a * weights).sum(dim=(-2, -1), keepdim=True) / count) * weights
+    b = (b - (b * weights).sum(dim=(-2, -1), keepdim=True) / count) * weights
+    covariance = (a * b).sum(dim=(-2, -1))
+    norm = (a.square().sum(dim=(-2, -1)) * b.square().sum(dim=(-2, -1))).sqrt()
+    return torch.where(norm > 0, covariance / norm.clamp_min(1e-300), torch.zeros_like(norm))
+
+
+def quality_returns(scores: torch.Tensor) -> torch.Tensor:
+    """Returns (B, T − 1) of the actions that chose sub-sequences 2 … T from the scores
+    (B, T) after each sub-sequence: q_T − q_t (γ = 1 over the differences q_{k} − q_{k−1})."""
+    return scores[:, -1:] - scores[:, :-1]
+

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParameterError
-from .rewards import REWARDS
+
+#: per-position rewards (paper eq. 8 with γ = 0) and the per-sub-sequence one (``rewards.py``)
+POSITION_REWARDS = ("voronoi", "shared", "error")
+STEP_REWARDS = ("quality",)
+REWARDS = POSITION_REWARDS + STEP_REWARDS
+#: what REINFORCE subtracts from the returns (``reinforce.advantages``)
+BASELINES = ("none", "batch", "halton", "specimen")
 
 
 @dataclass(frozen=True)
@@ -16,8 +22,14 @@ class TrainSettings:
     text, 1e-6 in Table II). seed: everything random derives from it (and the DDP rank).
     steps: sub-sequences per episode (T; 5 × 50 = 250 positions). rop_iterations: ROP
     iterations inside the loop (paper: 5). reward: ``voronoi`` (paper), ``shared`` (Fig. 3a)
-    or ``error`` (difference reward from the ground truth). baseline: subtract the batch mean
-    reward of each position index. sigma: the Gaussian policy's σ (normalised units).
+    or ``error`` (difference reward from the ground truth), per position; ``quality`` (the
+    headline score's gain after each action, needs the ground truth), per sub-sequence.
+    baseline: ``none`` (paper), ``batch`` (the batch mean of each return) or ``halton`` (the
+    Halton scan's return on the same specimen; ``quality`` only) or ``specimen`` (the mean
+    return of the other episodes on the same specimen); ``True``/``False`` of older runs read
+    as ``batch``/``none``. episodes_per_specimen: each step plays batch / this many specimens,
+    each this many times (``specimen`` needs ≥ 2). normalise: divide the advantages by their
+    standard deviation over the batch. sigma: the Gaussian policy's σ (normalised units).
     positions_range: subset sizes for the autoencoder's partial reconstructions.
     checkpoint_every: iterations between checkpoints."""
 
@@ -29,14 +41,28 @@ class TrainSettings:
     steps: int = 5
     rop_iterations: int = 5
     reward: str = "voronoi"
-    baseline: bool = False
+    baseline: str = "none"
+    normalise: bool = False
+    episodes_per_specimen: int = 1
     sigma: float = 0.0125
     positions_range: tuple[int, int] = (50, 500)
     checkpoint_every: int = 25
 
     def __post_init__(self) -> None:
+        if isinstance(self.baseline, bool):  # the flag of older runs' checkpoints
+            object.__setattr__(self, "baseline", "batch" if self.baseline else "none")
         if self.reward not in REWARDS:
             raise ParameterError(f"unknown reward {self.reward!r}: choose one of {', '.join(REWARDS)}")
+        if self.baseline not in BASELINES:
+            raise ParameterError(f"unknown baseline {self.baseline!r}: choose one of {', '.join(BASELINES)}")
+        if self.baseline == "halton" and self.reward not in STEP_REWARDS:
+            raise ParameterError("the halton baseline compares a sub-sequence's return with the Halton scan's: "
+                                 f"it needs --reward {' or '.join(STEP_REWARDS)}")
+        if self.baseline == "specimen" and self.episodes_per_specimen < 2:
+            raise ParameterError("the specimen baseline compares episodes on the same specimen: "
+                                 "it needs --episodes-per-specimen 2 or more")
+        if self.episodes_per_specimen < 1 or self.batch % self.episodes_per_specimen:
+            raise ParameterError(f"--episodes-per-specimen must divide the batch ({self.batch})")
         if self.iterations < 0 or self.batch < 1 or self.steps < 2:
             raise ParameterError("iterations ≥ 0, batch ≥ 1 and steps ≥ 2 are required")
         if not self.learning_rate > 0 or not self.sigma > 0:

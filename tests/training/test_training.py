@@ -15,7 +15,8 @@ from scan_server.policy.recurrent import POLICY_PRESETS, ScanPolicy
 from scan_server.rollout import EpisodeBatch
 from scan_server.training.data import TrainingData
 from scan_server.training.pretrain import halton_episode
-from scan_server.training.reinforce import reinforce_loss
+from scan_server.training.reinforce import Specimens, advantages, reinforce_loss
+from scan_server.training.settings import TrainSettings
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,37 @@ def test_reinforce_moves_the_means_towards_a_known_optimum():
         means, _ = policy(inputs, latents)
         actions = means.detach() + settings.sigma * torch.randn(means.shape, generator=generator)
         rewards = -((actions - target) ** 2).sum(dim=-1)
-        loss = reinforce_loss(policy.log_prob(actions, means), rewards, baseline=True)
+        loss = reinforce_loss(policy.log_prob(actions, means), advantages(rewards, "batch"))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     assert distance() < 0.5 * before
+
+
+def test_the_halton_baseline_is_the_halton_scan_s_own_score_on_each_specimen(recordings):
+    """Specimens keeps, per recording, the headline score after each sub-sequence of the
+    Halton scan; a rollout that follows the Halton continuation scores exactly that."""
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    settings = TrainSettings(preset="tiny", steps=3, rop_iterations=2, reward="quality", baseline="halton")
+    data = TrainingData(recordings)
+    batch = EpisodeBatch.over([data.acquisitions[1], data.acquisitions[0], data.acquisitions[1]])
+    specimens = Specimens(model, settings)
+    known = specimens.of(batch)
+    assert known[0] is known[2] and len(specimens.known) == 2
+    for s in known:
+        assert s.halton_scores.shape == (3,) and torch.all(s.halton_scores.abs() <= 1)
+        region = tuple(r.stop - r.start for r in batch.region)
+        assert s.material.shape == s.truth_rad.shape == region
+    # the same scan played again (in another batch) scores the same
+    from scan_server.rollout import rollout
+    from scan_server.training.pretrain import halton_teacher
+    from scan_server.training.rewards import material_pearson
+    seeds = [model.settings.policy.halton_seed]
+    again = rollout(EpisodeBatch.over([data.acquisitions[0]]), model, 3, seeds, iterations=2,
+                    teacher=halton_teacher(model.settings.policy.subsequence, seeds), keep_phases=True)
+    scores = material_pearson(again.phases, known[1].truth_rad[None], known[1].material[None])[0]
+    torch.testing.assert_close(scores, known[1].halton_scores)
 
 
 @pytest.mark.parametrize("stage", ["cae", "pretrain", "rl"])
@@ -207,3 +234,52 @@ def test_export_never_overwrites_an_installed_model_unless_asked(recordings, tmp
     assert main(["export", str(run), "--name", "mine", "--models", str(models)]) == 2
     assert "exists: choose another --name, or --replace" in capsys.readouterr().err
     assert main(["export", str(run), "--name", "mine", "--models", str(models), "--replace"]) == 0
+
+
+def test_rl_with_the_quality_reward_and_the_halton_baseline_runs_and_logs_the_gap(recordings, tmp_path):
+    run = tmp_path / "run"
+    for stage, extra in (("pretrain", []), ("rl", ["--reward", "quality", "--baseline", "halton", "--normalise"])):
+        assert main(["train", stage, "--preset", "tiny", "--data", str(recordings), "--out", str(run),
+                     "--iterations", "2", *extra]) == 0
+    header = (run / "rl.csv").read_text().splitlines()[0].split(",")
+    assert {"reward", "halton_reward", "gap_to_halton", "loss"} <= set(header)
+    settings = json.loads((run / "model_card.json").read_text())["training"]["rl"]
+    assert settings["reward"] == "quality" and settings["baseline"] == "halton" and settings["normalise"] is True
+
+
+def test_rl_with_the_specimen_baseline_plays_each_specimen_several_times(recordings, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(run), "--iterations", "2",
+                 "--batch", "4", "--reward", "quality", "--baseline", "specimen", "--episodes-per-specimen", "2",
+                 "--normalise"]) == 0
+    header = (run / "rl.csv").read_text().splitlines()[0].split(",")
+    assert {"reward", "spread_on_specimen", "loss"} <= set(header)
+
+
+@pytest.mark.parametrize("options", [["--baseline", "specimen"],
+                                     ["--baseline", "specimen", "--episodes-per-specimen", "3", "--batch", "4"]])
+def test_the_specimen_baseline_needs_whole_groups(recordings, tmp_path, options, capsys):
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "run"),
+                 "--iterations", "1", *options]) == 2
+    assert "--episodes-per-specimen" in capsys.readouterr().err
+
+
+def test_the_halton_baseline_needs_a_per_sub_sequence_reward(recordings, tmp_path, capsys):
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "run"),
+                 "--iterations", "1", "--baseline", "halton"]) == 2
+    assert "needs --reward quality" in capsys.readouterr().err
+
+
+def test_the_rollout_keeps_the_phase_after_every_sub_sequence_when_asked(recordings):
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    batch = EpisodeBatch.over(TrainingData(recordings).acquisitions)
+    from scan_server.rollout import rollout
+    kept = rollout(batch, model, 3, [0, 0], iterations=2, keep_phases=True)
+    plain = rollout(batch, model, 3, [0, 0], iterations=2)
+    h, w = (r.stop - r.start for r in batch.region)
+    assert kept.phases.shape == (2, 3, h, w) and plain.phases.numel() == 0
+    torch.testing.assert_close(kept.phases[:, -1], kept.final.real[:, batch.region[0], batch.region[1]].float())
+    torch.testing.assert_close(kept.final, plain.final)  # keeping them changes nothing of the episode
+    # the first sub-sequence already reconstructs something
+    assert kept.phases[:, 0].abs().sum() > 0
