@@ -177,6 +177,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--final-iterations", type=_positive_int, default=DEFAULT_FINAL_ITERATIONS,
                    help="ROP iterations of every final reconstruction (30: converged; 5: the paper's protocol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the baseline scans (recording i uses seed + i)")
+    p.add_argument("--same-seed", action="store_true",
+                   help="every recording uses --seed itself; with --seed 0 the baselines start with the adaptive "
+                        "policy's own Halton points (its model's seed), so it is compared paired")
     p.add_argument("--strategies", nargs="+", choices=EVALUATED_STRATEGIES, metavar="NAME",
                    help="only these (default: every one the model allows, the baselines and the references; "
                         "dose ratios need halton)")
@@ -378,7 +381,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise ParameterError("two recordings have the same name; rename one")
     report = evaluate(model, acquisitions, names, plan, args.subsequences,
                       args.final_iterations, args.out, args.seed, device,
-                      args.ground_truth_cache, args.strategies)
+                      args.ground_truth_cache, args.strategies, seed_step=0 if args.same_seed else 1)
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out}/report.json, report.md, figures/ and positions/ "
           f"({len(report['recordings'])} recordings)")

@@ -431,9 +431,10 @@ def _panels(result: RecordingResult, positions: int) -> list[Panel]:
 
 def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names: list[str], plan: DosePlan,
              subsequences: int | None, final_iterations: int, out: Path, seed: int, device: torch.device,
-             cache: Path | None = None, only: list[str] | None = None) -> dict:
+             cache: Path | None = None, only: list[str] | None = None, seed_step: int = 1) -> dict:
     """Every recording scored (``cache``: a folder of ground truths kept between evaluations;
-    ``only``: these strategies). ``subsequences``: the adaptive policy's steps are checked
+    ``only``: these strategies); recording i's seed is ``seed + seed_step · i`` (0: all the
+    same). ``subsequences``: the adaptive policy's steps are checked
     against its model (its step size is fixed); the value map takes the largest count in that
     many equal steps (default: the model's step size)."""
     strategies = evaluated_strategies(model, only)  # a clear error before any work
@@ -445,8 +446,9 @@ def evaluate(model: AdaptiveModel | None, acquisitions: list[Acquisition], names
     per_step = model.settings.policy.subsequence if model is not None else DEFAULT_PER_STEP
     if subsequences is not None and ADAPTIVE not in strategies:
         per_step = math.ceil(plan.largest / subsequences)
-    recordings = [evaluate_recording(a, model, plan, final_iterations, seed + i, device, True, cache, only, per_step)
-                  for i, a in enumerate(tqdm(acquisitions, desc="evaluate", unit="recording"))]
-    report = summarise(recordings, plan, final_iterations, names, per_step)
+    seeds = [seed + seed_step * i for i in range(len(acquisitions))]
+    recordings = [evaluate_recording(a, model, plan, final_iterations, s, device, True, cache, only, per_step)
+                  for a, s in zip(tqdm(acquisitions, desc="evaluate", unit="recording"), seeds)]
+    report = {**summarise(recordings, plan, final_iterations, names, per_step), "baseline_seeds": seeds}
     write_outputs(out, report, recordings, names)
     return report

@@ -199,3 +199,19 @@ def test_strategies_can_be_chosen_and_a_value_map_model_is_evaluated_with_it(rec
     assert main(["evaluate", "--data", str(recordings[0]), "--positions", "30", "--strategies", "value-map",
                  "--out", str(tmp_path / "x")]) == 2
     assert "value-map needs a model that serves it" in capsys.readouterr().err
+
+
+def test_same_seed_gives_every_recording_the_same_baseline_sequence(recordings, tmp_path):
+    """--same-seed: recording i's baselines use --seed itself, not --seed + i (the two
+    recordings share their scan grid, so the same Halton points choose the same patterns)."""
+    visited = {}
+    for flag in ([], ["--same-seed"]):
+        out = tmp_path / ("same" if flag else "default")
+        assert main(["evaluate", "--data", *map(str, recordings), "--positions", "30", "--strategies", "halton",
+                     "--final-iterations", "2", "--seed", "5", "--out", str(out), *flag]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["baseline_seeds"] == ([5, 5] if flag else [5, 6])
+        visited[bool(flag)] = [np.loadtxt(out / "positions" / name / "halton.csv", delimiter=",", skiprows=1)
+                               for name in report["recordings"]]
+    np.testing.assert_array_equal(visited[True][0], visited[True][1])
+    assert not np.array_equal(visited[False][0], visited[False][1])
