@@ -71,8 +71,8 @@ def halton(model, acquisition, steps: int, rop_iterations: int):
                           teacher=halton_teacher(model.settings.policy.subsequence, seeds), keep_phases=True)
 
 
-def training_rewards(batch: EpisodeBatch, episodes) -> tuple[np.ndarray, np.ndarray]:
-    """(quality, voronoi) of each episode of a batch over one recording."""
+def training_rewards(batch: EpisodeBatch, episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(quality, voronoi, error) of each episode of a batch over one recording."""
     a = batch.acquisitions[0]
     truth = resample_to_grid(a.ground_truth, batch.grid)[batch.region]
     material = torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom))
@@ -80,7 +80,8 @@ def training_rewards(batch: EpisodeBatch, episodes) -> tuple[np.ndarray, np.ndar
     quality = material_pearson(episodes.phases[:, -1:], torch.as_tensor(truth).expand(count, *truth.shape),
                                material.expand(count, *material.shape))[:, 0]
     voronoi = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "voronoi").sum(dim=(1, 2))
-    return quality.numpy(), voronoi.numpy()
+    error = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "error").sum(dim=(1, 2))
+    return quality.numpy(), voronoi.numpy(), error.numpy()
 
 
 def main() -> None:
@@ -118,23 +119,28 @@ def main() -> None:
                                 generator))]
         episodes_of = []
         for kind, batch, episodes in plays:
-            quality, voronoi = training_rewards(batch, episodes)
-            episodes_of += [(kind, q, v, i) for q, v, i in zip(quality, voronoi, episodes.indices)]
+            quality, voronoi, error = training_rewards(batch, episodes)
+            episodes_of += [(kind, q, v, e, i) for q, v, e, i in zip(quality, voronoi, error, episodes.indices)]
         finals = reconstruct_subsets(acquisition, [i for *_, i in episodes_of],
                                      RopSettings(iterations=args.final_iterations), device=device)
         headline = [reference.score(r.potential.real).r_true_material for r in finals]
-        base_q, base_v, base_h = episodes_of[0][1], episodes_of[0][2], headline[0]
+        (_, base_q, base_v, base_e, _), base_h = episodes_of[0], headline[0]
         family = (acquisition.metadata.get("specimen") or {}).get("family")
-        for (kind, q, v, _), h in zip(episodes_of, headline):
+        for (kind, q, v, e, _), h in zip(episodes_of, headline):
             rows.append({"recording": path.name, "family": family, "episode": kind, "quality": float(q),
-                         "voronoi": float(v), "headline": float(h), "quality_gap": float(q - base_q),
-                         "voronoi_gap": float(v - base_v), "headline_gap": float(h - base_h)})
+                         "voronoi": float(v), "error": float(e), "headline": float(h), "quality_gap": float(q - base_q),
+                         "voronoi_gap": float(v - base_v), "error_gap": float(e - base_e),
+                         "headline_gap": float(h - base_h)})
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "reward_scatter.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, args.out / "reward_scatter.png")
+
+
+REWARD_LABELS = (("quality_gap", "quality reward (training's reconstruction)"),
+                 ("voronoi_gap", "Voronoi return (paper)"), ("error_gap", "error-reduction return"))
 
 
 def within_recordings(played: list[dict], x: np.ndarray, y: np.ndarray) -> float:
@@ -151,11 +157,11 @@ def within_recordings(played: list[dict], x: np.ndarray, y: np.ndarray) -> float
 def plot(rows: list[dict], path: Path) -> None:
     played = [r for r in rows if r["episode"] != "halton"]
     y = np.array([r["headline_gap"] for r in played])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    rewards = [(k, label) for k, label in REWARD_LABELS if k in played[0]]
+    fig, axes = plt.subplots(1, len(rewards), figsize=(5 * len(rewards), 4.4), constrained_layout=True)
     families = sorted({r["family"] for r in played})
     colours = dict(zip(families, plt.cm.tab10.colors))
-    for ax, reward, label in ((axes[0], "quality_gap", "quality reward (training's reconstruction)"),
-                              (axes[1], "voronoi_gap", "Voronoi return (paper)")):
+    for ax, (reward, label) in zip(axes, rewards):
         x = np.array([r[reward] for r in played])
         for family in families:
             chosen = [k for k, r in enumerate(played) if r["family"] == family]
@@ -170,7 +176,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    for reward in ("quality_gap", "voronoi_gap"):
+    for reward, _ in rewards:
         x = np.array([r[reward] for r in played])
         print(f"{reward}: Pearson {pearsonr(x, y)[0]:+.3f}, Spearman {spearmanr(x, y)[0]:+.3f}, "
               f"within recordings {within_recordings(played, x, y):+.3f} ({len(x)} episodes)")

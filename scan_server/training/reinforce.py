@@ -137,8 +137,19 @@ class Specimens:
             self.known[id(a)] = Specimen(truth, material, scores)
 
 
+def headline_gap(final: torch.Tensor, batch: EpisodeBatch, known: list[Specimen]) -> dict:
+    """The final reconstructions' (B, H, W) headline score, the Halton scan's on the same
+    specimens and their difference (means over the batch), for the curve."""
+    phases = final.real[:, None, batch.region[0], batch.region[1]].float().cpu()
+    scores = material_pearson(phases, torch.stack([s.truth_rad for s in known]),
+                              torch.stack([s.material for s in known]))[:, 0]
+    halton = torch.stack([s.halton_scores[-1] for s in known])
+    return {"headline": float(scores.mean()), "halton_headline": float(halton.mean()),
+            "gap_to_halton": float((scores - halton).mean())}
+
+
 def _position_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
-                   state: StageState) -> tuple[torch.Tensor, dict]:
+                   state: StageState, specimens: Specimens | None) -> tuple[torch.Tensor, dict]:
     seeds = [model.settings.policy.halton_seed] * settings.batch
     episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
                        iterations=settings.rop_iterations)
@@ -148,8 +159,11 @@ def _position_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episod
     advantage = advantages(rewards[:, 1:].to(torch.float32), settings.baseline, normalise=settings.normalise,
                            group=settings.episodes_per_specimen)
     loss = reinforce_loss(log_probs, advantage.to(batch.device))
-    return loss, {"reward": float(rewards.sum(dim=(1, 2)).mean()),
-                  "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean())}
+    metrics = {"reward": float(rewards.sum(dim=(1, 2)).mean()),
+               "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean())}
+    if specimens is not None:  # a reward from the truth: the headline's gap to Halton too, for the curve
+        metrics.update(headline_gap(episodes.final, batch, specimens.of(batch)))
+    return loss, metrics
 
 
 def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
@@ -176,16 +190,17 @@ def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episode
 
 def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
-    specimens = Specimens(model, settings) if settings.reward in STEP_REWARDS else None
+    needs_truth = settings.reward in STEP_REWARDS or settings.reward == "error"
+    specimens = Specimens(model, settings) if needs_truth else None
 
     def step(state: StageState) -> dict:
         k = settings.episodes_per_specimen
         chosen = [a for a in data.sample(state.rng, settings.batch // k) for _ in range(k)]
         batch = EpisodeBatch.over(chosen, data.device)
-        if specimens is None:
-            loss, metrics = _position_step(model, network, batch, settings, state)
+        if settings.reward in STEP_REWARDS:
+            loss, metrics = _quality_step(model, network, batch, settings, state, specimens)  # type: ignore[arg-type]
         else:
-            loss, metrics = _quality_step(model, network, batch, settings, state, specimens)
+            loss, metrics = _position_step(model, network, batch, settings, state, specimens)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
