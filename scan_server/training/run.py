@@ -220,11 +220,16 @@ def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.opti
     when there is one. A stage already finished is left as it is."""
     run.mkdir(parents=True, exist_ok=True)
     state = _start_or_resume(run, stage, model, optimizer, iterations, seed, distributed)
+    record = {"stage": stage, "seed": seed, "iterations": iterations, **card}
     if state.iteration >= iterations and (run / MODEL_FILE).is_file():
-        if distributed.main:
+        if distributed.main and _stopped_early(run, stage):
+            # stopped (Ctrl-C), then asked for no more iterations than were done: the checkpoint's weights
+            # (loaded above) become the run's model, not the previous stage's left in the folder
+            save_checkpoint(run, stage, model, optimizer, state, {**record, "iterations": state.iteration})
+            _save_model(run, stage, model, card, state)
+        elif distributed.main:
             print(f"{stage}: already finished ({state.iteration} iterations); nothing to do")
         return state
-    record = {"stage": stage, "seed": seed, "iterations": iterations, **card}
     progress = tqdm(total=iterations, initial=state.iteration, desc=stage, disable=not distributed.main)
     with GracefulStop() as stop:
         while state.iteration < iterations:
@@ -246,7 +251,18 @@ def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.opti
                 raise KeyboardInterrupt
     progress.close()
     if distributed.main:
-        card = {**card, "stage": stage, "git_commit": git_commit(),
-                f"{stage}_seconds": state.seconds, f"{stage}_iterations": iterations}
-        ModelFolder(run).save(model, card)
+        _save_model(run, stage, model, card, state)
     return state
+
+
+def _stopped_early(run: Path, stage: str) -> bool:
+    """Whether the stage's checkpoint was saved before the iterations it was run for (Ctrl-C)."""
+    info = json.loads(checkpoint_paths(run, stage)[1].read_text())
+    return int(info.get("iterations", info["iteration"])) > int(info["iteration"])
+
+
+def _save_model(run: Path, stage: str, model: AdaptiveModel, card: dict, state: StageState) -> None:
+    card = {**card, "stage": stage, "git_commit": git_commit(),
+            f"{stage}_seconds": state.seconds, f"{stage}_iterations": state.iteration}
+    ModelFolder(run).save(model, card)
+    print(f"{stage}: the model after {state.iteration} iterations is in {run}")

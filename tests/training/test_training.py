@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from scan_server.cli import main
 from scan_server.policy.model import AdaptiveModel, ModelSettings
+from scan_server.policy.model_folder import ModelFolder
 from scan_server.policy.recurrent import POLICY_PRESETS, ScanPolicy
 from scan_server.rollout import EpisodeBatch
 from scan_server.training.data import TrainingData
@@ -223,6 +224,25 @@ def test_ctrl_c_keeps_every_finished_iteration_and_the_run_goes_on(recordings, t
     run(tmp_path / "parts", 6)  # finished: nothing to do
     assert json.loads((tmp_path / "parts" / "model_card.json").read_text()) == card
     assert card["rl_seconds"] > 0
+
+    # stopped at 3 of 6 in a folder holding the previous stage's model, then ended there (--iterations 3):
+    # the run's model becomes the checkpoint's, not the previous stage's
+    early = tmp_path / "early"
+    torch.manual_seed(0)
+    ModelFolder(early).save(AdaptiveModel(ModelSettings.from_preset("tiny")), {"stage": "pretrain"})
+    before = load_file(str(early / "model.safetensors"))
+    with pytest.raises(KeyboardInterrupt):
+        run(early, 6, interrupt_at=3)
+    assert json.loads((early / "model_card.json").read_text())["stage"] == "pretrain"
+    run(early, 3)
+    after = load_file(str(early / "model.safetensors"))
+    checkpoint = load_file(str(early / "rl.checkpoint.safetensors"))
+    assert all(torch.equal(after[k], checkpoint[f"model.{k}"]) for k in after)
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("policy."))
+    card = json.loads((early / "model_card.json").read_text())
+    assert card["stage"] == "rl" and card["rl_iterations"] == 3
+    run(early, 3)  # now finished: nothing to do
+    assert json.loads((early / "model_card.json").read_text()) == card
 
 
 def test_export_never_overwrites_an_installed_model_unless_asked(recordings, tmp_path, capsys):
