@@ -97,7 +97,7 @@ def reinforce_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.T
 
 @dataclass(frozen=True)
 class Specimen:
-    """What the quality reward needs of one recording on the batch's grid: the true phase
+    """What the rewards from the truth need of one recording on the batch's grid: the true phase
     (h, w) rad over the field of view, its material mask (h, w) and the Halton scan's scores
     after each sub-sequence (T,) (the halton baseline; with any baseline, the logged gap)."""
 
@@ -124,7 +124,8 @@ class Specimens:
         truths, materials = [], []
         for a in batch.acquisitions:
             if a.ground_truth is None:
-                raise ParameterError("the quality reward needs recordings with a ground truth (simulated ones)")
+                raise ParameterError("the quality and error rewards need recordings with a ground truth "
+                                     "(simulated ones)")
             truth = resample_to_grid(a.ground_truth, batch.grid)[batch.region]
             truths.append(torch.as_tensor(truth))
             materials.append(torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom)))
