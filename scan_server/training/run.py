@@ -4,7 +4,9 @@ progress, and DDP when launched with ``torchrun``.
 A run folder holds, per stage (``cae``, ``pretrain``, ``rl``): ``<stage>.checkpoint.safetensors``
 (model, optimizer tensors, torch RNG) with ``<stage>.checkpoint.json`` (iteration,
 optimizer scalars, numpy RNG, settings), ``<stage>.csv`` and ``<stage>.png`` (learning
-curves). ``model.safetensors`` + ``model_card.json`` always hold the latest weights.
+curves). ``model.safetensors`` + ``model_card.json`` hold the weights of the last stage that
+ended: a stage stopped with Ctrl-C keeps its weights in its checkpoint until it is run again
+(to its end, or with no more iterations than it did: then they become the run's model).
 Nothing is pickled: tensors go to safetensors, everything else to JSON.
 """
 
