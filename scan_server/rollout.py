@@ -137,6 +137,15 @@ def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iteratio
 Teacher = Callable[[int, list[ScanState]], torch.Tensor]
 
 
+def halton_teacher(n: int, seeds: list[int]) -> Teacher:
+    """The Halton continuation of each episode's sequence (the Halton scan as a teacher: pretraining's
+    targets, REINFORCE's Halton baseline): at step t its points t·n … t·n + n − 1."""
+    def continuation(t: int, states: object) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
+
+    return continuation
+
+
 @torch.no_grad()
 def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
             sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,

@@ -46,8 +46,11 @@ from scan_server.evaluation.scores import material_mask  # noqa: E402
 from scan_server.io.open import open_recording  # noqa: E402
 from scan_server.physics.reconstruct import RopSettings, reconstruct_subsets  # noqa: E402
 from scan_server.policy.model_folder import ModelFolder  # noqa: E402
-from scan_server.rollout import EpisodeBatch, rollout  # noqa: E402
-from scan_server.training.pretrain import halton_teacher  # noqa: E402
+from scan_server.rollout import (  # noqa: E402
+    EpisodeBatch,
+    halton_teacher,  # noqa: E402
+    rollout,
+)
 from scan_server.training.reinforce import episode_rewards  # noqa: E402
 from scan_server.training.rewards import material_pearson  # noqa: E402
 

@@ -9,19 +9,10 @@ from __future__ import annotations
 import torch
 
 from ..policy.model import AdaptiveModel
-from ..rollout import EpisodeBatch, Teacher, rollout
-from ..scanning.baselines import halton_unit
+from ..rollout import EpisodeBatch, halton_teacher, rollout
 from .data import TrainingData
 from .run import StageState
 from .settings import TrainSettings
-
-
-def halton_teacher(n: int, seeds: list[int]) -> Teacher:
-    """The Halton continuation of each episode's sequence: at step t its points t·n … t·n + n − 1."""
-    def continuation(t: int, states: object) -> torch.Tensor:
-        return torch.stack([torch.as_tensor(halton_unit(n, seed, skip=t * n)) for seed in seeds])
-
-    return continuation
 
 
 def halton_episode(batch: EpisodeBatch, model: AdaptiveModel, steps: int, seeds: list[int],

@@ -36,9 +36,8 @@ from ..errors import ParameterError
 from ..evaluation.metrics import resample_to_grid
 from ..evaluation.scores import material_mask
 from ..policy.model import AdaptiveModel
-from ..rollout import EpisodeBatch, rollout
+from ..rollout import EpisodeBatch, halton_teacher, rollout
 from .data import TrainingData
-from .pretrain import halton_teacher
 from .rewards import material_pearson, position_rewards, quality_returns
 from .run import StageState
 from .settings import STEP_REWARDS, TrainSettings

@@ -88,8 +88,7 @@ def test_the_halton_baseline_is_the_halton_scan_s_own_score_on_each_specimen(rec
         region = tuple(r.stop - r.start for r in batch.region)
         assert s.material.shape == s.truth_rad.shape == region
     # the same scan played again (in another batch) scores the same
-    from scan_server.rollout import rollout
-    from scan_server.training.pretrain import halton_teacher
+    from scan_server.rollout import halton_teacher, rollout
     from scan_server.training.rewards import material_pearson
     seeds = [model.settings.policy.halton_seed]
     again = rollout(EpisodeBatch.over([data.acquisitions[0]]), model, 3, seeds, iterations=2,
