@@ -93,6 +93,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             manager.close()
 
     app = FastAPI(title="adaptive-scan-server", version=__version__, lifespan=lifespan, responses=EVERY_ROUTE,
+                  redirect_slashes=False,  # a redirect has no error body; a path with a slash too many is not found
                   description=f"Control plane of the adaptive scan service (protocol {PROTOCOL_VERSION}); the "
                               "data plane is ZeroMQ, see docs/protocol.md.")
 

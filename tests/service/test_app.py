@@ -248,3 +248,12 @@ def test_health_says_degraded_when_the_data_plane_loop_is_gone(tmp_path, models_
         health = client.get("/health")
         assert health.status_code == 503
         assert health.json()["status"] == "degraded" and health.json()["data_plane_alive"] is False
+
+
+@pytest.mark.parametrize("path", ["/sessions/%2F", "/sessions/", "/model/", "/sessions/x/positions/"])
+def test_a_path_with_a_slash_too_many_is_not_found_not_redirected(tmp_path, models_dir, path):
+    """Found by the property test: an id of '/' (or a trailing slash) made Starlette answer a
+    307 redirect with an empty body, which a client cannot read as an error."""
+    with _client(_settings(tmp_path, models_dir)) as client:
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 404 and response.json()["code"] == "not_found", response
