@@ -41,8 +41,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from scan_server.evaluation import DEFAULT_FINAL_ITERATIONS  # noqa: E402
 from scan_server.evaluation.evaluate import ground_truth, score_reference  # noqa: E402
-from scan_server.evaluation.metrics import resample_to_grid  # noqa: E402
-from scan_server.evaluation.scores import material_mask  # noqa: E402
 from scan_server.io.open import open_recording  # noqa: E402
 from scan_server.physics.reconstruct import RopSettings, reconstruct_subsets  # noqa: E402
 from scan_server.policy.model_folder import ModelFolder  # noqa: E402
@@ -51,7 +49,7 @@ from scan_server.rollout import (  # noqa: E402
     halton_teacher,  # noqa: E402
     rollout,
 )
-from scan_server.training.reinforce import episode_rewards  # noqa: E402
+from scan_server.training.reinforce import episode_rewards, truth_on_grid  # noqa: E402
 from scan_server.training.rewards import material_pearson  # noqa: E402
 
 
@@ -76,11 +74,9 @@ def halton(model, acquisition, steps: int, rop_iterations: int):
 
 def training_rewards(batch: EpisodeBatch, episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(quality, voronoi, error) of each episode of a batch over one recording."""
-    a = batch.acquisitions[0]
-    truth = resample_to_grid(a.ground_truth, batch.grid)[batch.region]
-    material = torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom))
+    truth, material = truth_on_grid(batch.acquisitions[0], batch)
     count = len(batch.acquisitions)
-    quality = material_pearson(episodes.phases[:, -1:], torch.as_tensor(truth).expand(count, *truth.shape),
+    quality = material_pearson(episodes.phases[:, -1:], truth.expand(count, *truth.shape),
                                material.expand(count, *material.shape))[:, 0]
     voronoi = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "voronoi").sum(dim=(1, 2))
     error = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "error").sum(dim=(1, 2))

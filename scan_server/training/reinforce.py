@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..contracts import Acquisition
 from ..errors import ParameterError
 from ..evaluation.metrics import resample_to_grid
 from ..evaluation.scores import material_mask
@@ -43,15 +44,24 @@ from .run import StageState
 from .settings import STEP_REWARDS, TrainSettings
 
 
+def truth_on_grid(acquisition: Acquisition, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """A recording's true phase (h, w) rad over the batch's field of view and its material mask
+    (h, w) bool (the evaluation's rule)."""
+    if acquisition.ground_truth is None:
+        raise ParameterError("the quality and error rewards need recordings with a ground truth (simulated ones)")
+    truth = resample_to_grid(acquisition.ground_truth, batch.grid)[batch.region]
+    return torch.as_tensor(truth), torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom))
+
+
 def episode_rewards(batch: EpisodeBatch, positions_angstrom: torch.Tensor, final: torch.Tensor,
-                    kind: str) -> torch.Tensor:
-    """Rewards (B, T, n) of every position of the episodes (a per-position ``kind``)."""
+                    kind: str, truth: torch.Tensor | None = None) -> torch.Tensor:
+    """Rewards (B, T, n) of every position of the episodes (a per-position ``kind``); ``error``
+    uses ``truth`` (B, h, w) when given, else resamples each recording's."""
     b, steps, n, _ = positions_angstrom.shape
     phase = final.real[:, batch.region[0], batch.region[1]].to(torch.float64).cpu()
-    truth = None
-    if kind == "error":
-        truth = torch.stack([torch.as_tensor(resample_to_grid(a.ground_truth, batch.grid)[batch.region])
-                             for a in batch.acquisitions]).to(torch.float64)
+    if kind == "error" and truth is None:
+        truth = torch.stack([truth_on_grid(a, batch)[0] for a in batch.acquisitions])
+    truth = None if truth is None else truth.to(torch.float64)
     seeds = batch.positions_px(positions_angstrom.reshape(b, steps * n, 2).to(torch.float64))
     mask = torch.ones(b, steps * n, dtype=torch.bool)
     return position_rewards(phase, seeds, mask, kind, truth).reshape(b, steps, n)
@@ -120,14 +130,7 @@ class Specimens:
         return [self.known[id(a)] for a in batch.acquisitions]
 
     def _add(self, batch: EpisodeBatch) -> None:
-        truths, materials = [], []
-        for a in batch.acquisitions:
-            if a.ground_truth is None:
-                raise ParameterError("the quality and error rewards need recordings with a ground truth "
-                                     "(simulated ones)")
-            truth = resample_to_grid(a.ground_truth, batch.grid)[batch.region]
-            truths.append(torch.as_tensor(truth))
-            materials.append(torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom)))
+        truths, materials = zip(*(truth_on_grid(a, batch) for a in batch.acquisitions))
         n = self.model.settings.policy.subsequence
         seeds = [self.model.settings.policy.halton_seed] * len(truths)
         episodes = rollout(batch, self.model, self.settings.steps, seeds, iterations=self.settings.rop_iterations,
@@ -137,12 +140,15 @@ class Specimens:
             self.known[id(a)] = Specimen(truth, material, scores)
 
 
+def specimen_scores(phases: torch.Tensor, known: list[Specimen]) -> torch.Tensor:
+    """The headline score (B, K) of phases (B, K, h, w) of episodes on the given specimens."""
+    return material_pearson(phases, torch.stack([s.truth_rad for s in known]), torch.stack([s.material for s in known]))
+
+
 def headline_gap(final: torch.Tensor, batch: EpisodeBatch, known: list[Specimen]) -> dict:
     """The final reconstructions' (B, H, W) headline score, the Halton scan's on the same
     specimens and their difference (means over the batch), for the curve."""
-    phases = final.real[:, None, batch.region[0], batch.region[1]].float().cpu()
-    scores = material_pearson(phases, torch.stack([s.truth_rad for s in known]),
-                              torch.stack([s.material for s in known]))[:, 0]
+    scores = specimen_scores(final.real[:, None, batch.region[0], batch.region[1]].float().cpu(), known)[:, 0]
     halton = torch.stack([s.halton_scores[-1] for s in known])
     return {"headline": float(scores.mean()), "halton_headline": float(halton.mean()),
             "gap_to_halton": float((scores - halton).mean())}
@@ -153,7 +159,9 @@ def _position_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episod
     seeds = [model.settings.policy.halton_seed] * settings.batch
     episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
                        iterations=settings.rop_iterations)
-    rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward)
+    known = specimens.of(batch) if specimens is not None else None
+    truth = torch.stack([s.truth_rad for s in known]) if known is not None else None
+    rewards = episode_rewards(batch, episodes.positions_angstrom, episodes.final, settings.reward, truth)
     means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
     log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)
     advantage = advantages(rewards[:, 1:].to(torch.float32), settings.baseline, normalise=settings.normalise,
@@ -161,8 +169,8 @@ def _position_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episod
     loss = reinforce_loss(log_probs, advantage.to(batch.device))
     metrics = {"reward": float(rewards.sum(dim=(1, 2)).mean()),
                "policy_reward": float(rewards[:, 1:].sum(dim=(1, 2)).mean())}
-    if specimens is not None:  # a reward from the truth: the headline's gap to Halton too, for the curve
-        metrics.update(headline_gap(episodes.final, batch, specimens.of(batch)))
+    if known is not None:  # a reward from the truth: the headline's gap to Halton too, for the curve
+        metrics.update(headline_gap(episodes.final, batch, known))
     return loss, metrics
 
 
@@ -172,8 +180,7 @@ def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episode
     episodes = rollout(batch, model, settings.steps, seeds, sample=True, generator=state.generator,
                        iterations=settings.rop_iterations, keep_phases=True)
     known = specimens.of(batch)
-    scores = material_pearson(episodes.phases, torch.stack([s.truth_rad for s in known]),
-                              torch.stack([s.material for s in known]))
+    scores = specimen_scores(episodes.phases, known)
     halton = torch.stack([s.halton_scores for s in known])
     advantage = advantages(quality_returns(scores), settings.baseline, quality_returns(halton), settings.normalise,
                            settings.episodes_per_specimen)
