@@ -19,7 +19,7 @@ from .errors import ParameterError, ScanServerError
 from .evaluation import DEFAULT_FINAL_ITERATIONS
 from .policy import DEFAULT_MODEL
 from .scanning.registry import BASELINE_STRATEGIES, EVALUATED_STRATEGIES, HALTON
-from .training.settings import BASELINES, REWARDS
+from .training.settings import BASELINES, REWARDS, SAMPLINGS
 
 if TYPE_CHECKING:
     from .contracts import Acquisition
@@ -150,6 +150,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="rl: play each sampled specimen this many times per step (the specimen baseline: ≥ 2)")
     p.add_argument("--normalise", action="store_true", default=None,
                    help="rl: divide the advantages by their standard deviation over the batch")
+    p.add_argument("--sampling", choices=SAMPLINGS,
+                   help="rl: path (whole sampled episodes) or vine (branches from the means' state at one "
+                        "sub-sequence, credited with its gain; --reward quality --baseline specimen)")
+    p.add_argument("--mirrored", action="store_true", default=None,
+                   help="rl: pairs of episodes on a specimen take opposite deviations (ε, −ε)")
     p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", default="auto")
@@ -416,7 +421,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         settings = stage_settings(args.stage, args.preset, iterations=args.iterations, batch=args.batch,
                                   learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
                                   reward=args.reward, baseline=args.baseline, normalise=args.normalise,
-                                  episodes_per_specimen=args.episodes_per_specimen, sigma=args.sigma,
+                                  episodes_per_specimen=args.episodes_per_specimen, sampling=args.sampling,
+                                  mirrored=args.mirrored, sigma=args.sigma,
                                   checkpoint_every=args.checkpoint_every)
         if train(args.stage, settings, args.data, args.out, choose_device(args.device),
                  args.subsequence) is not None:

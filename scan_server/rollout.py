@@ -150,11 +150,14 @@ def halton_teacher(n: int, seeds: list[int]) -> Teacher:
 def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds: list[int],
             sample: bool = False, generator: torch.Generator | None = None, iterations: int = 5,
             final_iterations: int | None = None, teacher: Teacher | None = None,
-            follow_teacher: float = 1.0, keep_phases: bool = False) -> Episodes:
+            follow_teacher: float = 1.0, keep_phases: bool = False, sample_from: int = 1,
+            mirrored: bool = False) -> Episodes:
     """Play ``steps`` sub-sequences on every microscope of the batch (which are reset).
 
-    Sampled actions are Gaussian around the means (σ of the policy settings); the
-    microscope clips them to the field of view. A ``teacher`` (step t and each episode's
+    Sampled actions are Gaussian around the means (σ of the policy settings) from sub-sequence
+    ``sample_from`` + 1 on (the means before: REINFORCE's vine branches share the state up to
+    there); ``mirrored`` gives consecutive episode pairs opposite deviations (ε, −ε; an even
+    batch). The microscope clips them to the field of view. A ``teacher`` (step t and each episode's
     state → positions (B, n, 2) in [0, 1]²) is asked at every state; each episode acquires
     the teacher's positions with probability ``follow_teacher`` (1: pretraining's Halton
     continuation; less: DAgger), else the policy's; the teacher's are recorded as the
@@ -178,8 +181,11 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
             phases.append(reconstruction.real[:, batch.region[0], batch.region[1]].float().cpu())
         step = encode_and_decide(model, reconstruction, batch.region, last, hidden)
         hidden, latent, means = step.hidden, step.latent, step.means.cpu()
-        if sample:
-            actions = means + model.settings.policy.sigma * torch.randn(means.shape, generator=generator)
+        if sample and t >= sample_from:
+            noise = torch.randn(means.shape, generator=generator)
+            if mirrored:
+                noise[1::2] = -noise[0::2]
+            actions = means + model.settings.policy.sigma * noise
         else:
             actions = means
         if teacher is not None:

@@ -22,6 +22,17 @@ the episode's own actions). It cancels the specimen's difficulty *and* what the 
 means already do on it, so the advantage is what the sampled deviation did — the Halton
 baseline leaves the latter in, and it dominates (docs/results/reinforce).
 
+Sampling ``vine`` (``quality`` with the ``specimen`` baseline; TRPO's "vine" estimator,
+Schulman et al. 2015): every step picks one sub-sequence t at random; each specimen's k
+episodes follow the policy's means up to there (the same state), branch with sampled actions
+for sub-sequence t + 1 (``mirrored``: in pairs ε, −ε) and are credited with that sub-sequence's
+gain q_{t+1} − q_t against the other branches' mean (γ = 0 over sub-sequences, as the paper's
+per-position rewards). Sampled episodes on *different* states compare the deviation's effect
+with everything else that differs between them, the sampled actions of the other steps
+included; branches from one state compare only the deviation. The logged curve is then the
+means' own score: each step also plays the policy's means to the end on its specimens
+(``gap_to_halton``), so what rises is the policy, not the luck of its samples.
+
 ``normalise`` divides the advantages by their standard deviation over the batch after
 removing their mean (the step size then does not depend on the reward's scale).
 """
@@ -195,6 +206,29 @@ def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episode
     return loss, metrics
 
 
+def _vine_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
+               state: StageState, specimens: Specimens) -> tuple[torch.Tensor, dict]:
+    k = settings.episodes_per_specimen
+    branch = int(state.rng.integers(1, settings.steps))  # the action choosing sub-sequence branch + 1
+    seeds = [model.settings.policy.halton_seed] * settings.batch
+    episodes = rollout(batch, model, branch + 1, seeds, sample=True, generator=state.generator,
+                       iterations=settings.rop_iterations, keep_phases=True, sample_from=branch,
+                       mirrored=settings.mirrored)
+    known = specimens.of(batch)
+    scores = specimen_scores(episodes.phases[:, -2:], known)
+    gains = scores[:, 1] - scores[:, 0]
+    advantage = advantages(gains, "specimen", normalise=settings.normalise, group=k)
+    means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
+    log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)[:, -1]
+    loss = reinforce_loss(log_probs, advantage[:, None].to(torch.float32).to(batch.device))
+    trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
+    policy = rollout(trunks, model, settings.steps, seeds[::k], iterations=settings.rop_iterations)
+    metrics = {"branch": branch, "gain": float(gains.mean()),
+               "spread_on_specimen": float(gains.reshape(-1, k).std(dim=1).mean()),
+               **headline_gap(policy.final, trunks, known[::k])}
+    return loss, metrics
+
+
 def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
               data: TrainingData, settings: TrainSettings):  # type: ignore[no-untyped-def]
     needs_truth = settings.reward in STEP_REWARDS or settings.reward == "error"
@@ -204,7 +238,9 @@ def make_step(model: AdaptiveModel, network: torch.nn.Module, optimizer: torch.o
         k = settings.episodes_per_specimen
         chosen = [a for a in data.sample(state.rng, settings.batch // k) for _ in range(k)]
         batch = EpisodeBatch.over(chosen, data.device)
-        if settings.reward in STEP_REWARDS:
+        if settings.sampling == "vine":
+            loss, metrics = _vine_step(model, network, batch, settings, state, specimens)  # type: ignore[arg-type]
+        elif settings.reward in STEP_REWARDS:
             loss, metrics = _quality_step(model, network, batch, settings, state, specimens)  # type: ignore[arg-type]
         else:
             loss, metrics = _position_step(model, network, batch, settings, state, specimens)

@@ -12,6 +12,8 @@ STEP_REWARDS = ("quality",)
 REWARDS = POSITION_REWARDS + STEP_REWARDS
 #: what REINFORCE subtracts from the returns (``reinforce.advantages``)
 BASELINES = ("none", "batch", "halton", "specimen")
+#: how REINFORCE samples (``reinforce.py``): whole sampled episodes, or branches from a shared state
+SAMPLINGS = ("path", "vine")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,12 @@ class TrainSettings:
     return of the other episodes on the same specimen); ``True``/``False`` of older runs read
     as ``batch``/``none``. episodes_per_specimen: each step plays batch / this many specimens,
     each this many times (``specimen`` needs ≥ 2). normalise: divide the advantages by their
-    standard deviation over the batch. sigma: the Gaussian policy's σ (normalised units).
+    standard deviation over the batch. sampling: ``path`` (every action of an episode sampled,
+    credited with its return) or ``vine`` (``quality`` with the ``specimen`` baseline: each
+    specimen's episodes follow the policy's means to one random sub-sequence, branch there
+    with sampled actions and are credited with that sub-sequence's gain; the curve is the
+    means' own score). mirrored: consecutive episodes on a specimen take opposite deviations
+    (ε, −ε; an even number per specimen). sigma: the Gaussian policy's σ (normalised units).
     positions_range: subset sizes for the autoencoder's partial reconstructions.
     checkpoint_every: iterations between checkpoints."""
 
@@ -44,6 +51,8 @@ class TrainSettings:
     baseline: str = "none"
     normalise: bool = False
     episodes_per_specimen: int = 1
+    sampling: str = "path"
+    mirrored: bool = False
     sigma: float = 0.0125
     positions_range: tuple[int, int] = (50, 500)
     checkpoint_every: int = 25
@@ -61,6 +70,13 @@ class TrainSettings:
         if self.baseline == "specimen" and self.episodes_per_specimen < 2:
             raise ParameterError("the specimen baseline compares episodes on the same specimen: "
                                  "it needs --episodes-per-specimen 2 or more")
+        if self.sampling not in SAMPLINGS:
+            raise ParameterError(f"unknown sampling {self.sampling!r}: choose one of {', '.join(SAMPLINGS)}")
+        if self.sampling == "vine" and (self.reward not in STEP_REWARDS or self.baseline != "specimen"):
+            raise ParameterError("vine sampling compares the branches from one state: it needs --reward "
+                                 f"{' or '.join(STEP_REWARDS)} and --baseline specimen")
+        if self.mirrored and self.episodes_per_specimen % 2:
+            raise ParameterError("mirrored deviations come in pairs: --episodes-per-specimen must be even")
         if self.episodes_per_specimen < 1 or self.batch % self.episodes_per_specimen:
             raise ParameterError(f"--episodes-per-specimen must divide the batch ({self.batch})")
         if self.iterations < 0 or self.batch < 1 or self.steps < 2:

@@ -304,3 +304,45 @@ def test_the_rollout_keeps_the_phase_after_every_sub_sequence_when_asked(recordi
     torch.testing.assert_close(kept.final, plain.final)  # keeping them changes nothing of the episode
     # the first sub-sequence already reconstructs something
     assert kept.phases[:, 0].abs().sum() > 0
+
+
+def test_vine_branches_share_the_means_up_to_the_branch_and_mirror_their_deviations(recordings):
+    """rollout(sample_from=t, mirrored=True): before sub-sequence t + 1 every episode takes the
+    means, so episodes on one recording acquire the same positions there; from then on
+    consecutive pairs deviate by ε and −ε."""
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    acquisition = TrainingData(recordings).acquisitions[0]
+    batch = EpisodeBatch.over([acquisition] * 4)
+    from scan_server.rollout import rollout
+    episodes = rollout(batch, model, 4, [0] * 4, sample=True, generator=torch.Generator().manual_seed(3),
+                       iterations=2, sample_from=2, mirrored=True)
+    deviations = episodes.actions - episodes.means
+    assert torch.all(deviations[:, 0] == 0)  # the action choosing sub-sequence 2: the means
+    assert torch.all(deviations[:, 1:].abs() > 0)
+    torch.testing.assert_close(deviations[1::2, 1:], -deviations[0::2, 1:])
+    assert np.all(episodes.indices[:, : 2 * model.settings.policy.subsequence]
+                  == episodes.indices[0, : 2 * model.settings.policy.subsequence])
+    assert len({tuple(row) for row in episodes.indices[:, 2 * model.settings.policy.subsequence:]}) > 1
+
+
+def test_rl_with_vine_sampling_credits_the_branch_and_logs_the_means_curve(recordings, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(run), "--iterations", "2",
+                 "--batch", "4", "--reward", "quality", "--baseline", "specimen", "--episodes-per-specimen", "4",
+                 "--sampling", "vine", "--mirrored", "--normalise"]) == 0
+    rows = (run / "rl.csv").read_text().splitlines()
+    assert {"branch", "gain", "spread_on_specimen", "gap_to_halton", "loss"} <= set(rows[0].split(","))
+    settings = json.loads((run / "model_card.json").read_text())["training"]["rl"]
+    assert settings["sampling"] == "vine" and settings["mirrored"] is True
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--sampling", "vine"], "vine sampling compares the branches"),
+    (["--sampling", "vine", "--reward", "error", "--baseline", "specimen", "--episodes-per-specimen", "2"],
+     "vine sampling compares the branches"),
+    (["--mirrored", "--baseline", "specimen", "--episodes-per-specimen", "3", "--batch", "3"], "must be even")])
+def test_vine_and_mirrored_sampling_refuse_what_they_cannot_do(recordings, tmp_path, options, message, capsys):
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "run"),
+                 "--iterations", "1", *options]) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""The REINFORCE curve of a policy's means (issue 13): each snapshot of a run's ``rl``
+checkpoint played with its means on fixed recordings, scored as the ``quality`` reward does
+(the headline r_true_material after the last sub-sequence, the training's reconstruction,
+material from the truth), relative to the Halton scan on the same recording and to the
+run's starting model on the same recording (paired: every snapshot meets the same specimens,
+so the specimens' own spread cancels).
+
+The training log's ``gap_to_halton`` is the same score on the few specimens each iteration
+happens to draw; this is the curve on one fixed set, so a rise is the policy's, not the draw's.
+Snapshots: ``RUN/snapshots/it-N.safetensors`` (copies of ``rl.checkpoint.safetensors``, one per
+checkpoint; the run's starting model is iteration 0).
+
+    .venv/bin/python scripts/policy_curve.py --run runs/v2-rl-vine --start runs/v2/imitate \\
+        --data data/v2-train/*_02000[0-9].h5 --out runs/v2-rl-vine/policy_curve
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from scan_server.io.open import open_recording  # noqa: E402
+from scan_server.policy.model_folder import ModelFolder  # noqa: E402
+from scan_server.rollout import EpisodeBatch, halton_teacher, rollout  # noqa: E402
+from scan_server.training.reinforce import truth_on_grid  # noqa: E402
+from scan_server.training.rewards import material_pearson  # noqa: E402
+
+
+def scores(model, acquisitions, steps: int, rop_iterations: int, halton: bool = False):
+    """The quality reward after the last sub-sequence of each recording's episode (means or
+    Halton), and the episodes."""
+    batch = EpisodeBatch.over(acquisitions)
+    seeds = [model.settings.policy.halton_seed] * len(acquisitions)
+    teacher = halton_teacher(model.settings.policy.subsequence, seeds) if halton else None
+    episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, teacher=teacher)
+    truths, materials = zip(*(truth_on_grid(a, batch) for a in acquisitions))
+    phases = episodes.final.real[:, None, batch.region[0], batch.region[1]].float()
+    return material_pearson(phases, torch.stack(truths), torch.stack(materials))[:, 0].numpy(), episodes
+
+
+def drift_sigma(model, episodes) -> float:
+    """RMS distance (in σ) between the model's means and those the episodes recorded, on the
+    episodes' own states (how far training moved the policy)."""
+    with torch.no_grad():
+        means, _ = model(episodes.inputs_positions, episodes.latents)
+    return float((means - episodes.means).norm(dim=-1).square().mean().sqrt() / model.settings.policy.sigma)
+
+
+def snapshots(run: Path) -> list[tuple[int, Path]]:
+    found = [(int(re.search(r"it-(\d+)", p.name).group(1)), p) for p in (run / "snapshots").glob("it-*.safetensors")]
+    return sorted(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, action="append", help="run folder(s) with snapshots/")
+    parser.add_argument("--start", type=Path, required=True, help="the model folder the runs started from")
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rop-iterations", type=int, default=5)
+    parser.add_argument("--out", type=Path, required=True, help="CSV and PNG go to OUT.csv and OUT.png")
+    args = parser.parse_args()
+    model, _ = ModelFolder(args.start).load(torch.device("cpu"), verify=False)
+    acquisitions = [open_recording(p) for p in args.data]
+    halton, _ = scores(model, acquisitions, args.steps, args.rop_iterations, halton=True)
+    start, start_episodes = scores(model, acquisitions, args.steps, args.rop_iterations)
+    rows = []
+    for run in args.run:
+        rows.append((run.name, 0, 0.0, start))
+        for iteration, path in snapshots(run):
+            tensors = load_file(str(path))
+            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+            drift = drift_sigma(model, start_episodes)
+            rows.append((run.name, iteration, drift, scores(model, acquisitions, args.steps, args.rop_iterations)[0]))
+            print(f"{run.name} {iteration}: gap to Halton {np.mean(rows[-1][3] - halton):+.4f}, "
+                  f"to the start {np.mean(rows[-1][3] - start):+.4f}, means moved {drift:.2f} σ", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "iteration", "drift_sigma", "gap_to_halton", "gap_to_halton_se", "gain_over_start",
+                         "gain_over_start_se", *[f"score:{p.stem}" for p in args.data]])
+        for name, iteration, drift, s in rows:
+            n = len(s)
+            writer.writerow([name, iteration, drift, np.mean(s - halton), np.std(s - halton, ddof=1) / n**0.5,
+                             np.mean(s - start), np.std(s - start, ddof=1) / n**0.5, *s])
+    figure, axes = plt.subplots(figsize=(6.5, 4))
+    for run in args.run:
+        mine = [(i, s) for name, i, _, s in rows if name == run.name]
+        its = np.array([i for i, _ in mine])
+        gain = np.array([np.mean(s - start) for _, s in mine])
+        se = np.array([np.std(s - start, ddof=1) / len(s) ** 0.5 for _, s in mine])
+        axes.errorbar(its, gain, yerr=se, marker="o", ms=3, capsize=2, label=run.name)
+    axes.axhline(0, color="grey", lw=0.8)
+    axes.axhline(float(np.mean(halton - start)), color="tab:red", lw=0.8, ls="--", label="Halton")
+    axes.set_xlabel("REINFORCE iteration")
+    axes.set_ylabel("headline r − the starting model's (paired)")
+    axes.set_title(f"the policy's means on {len(acquisitions)} fixed recordings (± s.e.)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(args.out.with_suffix(".png"), dpi=130)
+
+
+if __name__ == "__main__":
+    main()
