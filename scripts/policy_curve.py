@@ -10,8 +10,9 @@ happens to draw; this is the curve on one fixed set, so a rise is the policy's, 
 Snapshots: ``RUN/snapshots/it-N.safetensors`` (copies of ``rl.checkpoint.safetensors``, one per
 checkpoint; the run's starting model is iteration 0).
 
-    .venv/bin/python scripts/policy_curve.py --run runs/v2-rl-vine --start runs/v2/imitate \\
-        --data data/v2-train/*_02000[0-9].h5 --out runs/v2-rl-vine/policy_curve
+    .venv/bin/python scripts/policy_curve.py --run runs/v2-rl-vine32 --start runs/v2/imitate \\
+        --run runs/v2-rl-vine-from-v1 --start runs/v2/mos2-cpu-v2 \\
+        --data data/v2-train/*02000[0-9].h5 data/v2-train/*02001[01].h5 --out docs/results/reinforce/policy_curve
 """
 
 from __future__ import annotations
@@ -64,20 +65,28 @@ def snapshots(run: Path) -> list[tuple[int, Path]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, action="append", help="run folder(s) with snapshots/")
-    parser.add_argument("--start", type=Path, required=True, help="the model folder the runs started from")
+    parser.add_argument("--start", type=Path, required=True, action="append",
+                        help="the model folder each run started from (one per --run, in order)")
     parser.add_argument("--data", type=Path, nargs="+", required=True)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rop-iterations", type=int, default=5)
+    parser.add_argument("--every", type=int, default=1, help="only snapshots of iterations divisible by this")
     parser.add_argument("--out", type=Path, required=True, help="CSV and PNG go to OUT.csv and OUT.png")
     args = parser.parse_args()
-    model, _ = ModelFolder(args.start).load(torch.device("cpu"), verify=False)
+    if len(args.start) != len(args.run):
+        parser.error("give one --start per --run")
     acquisitions = [open_recording(p) for p in args.data]
-    halton, _ = scores(model, acquisitions, args.steps, args.rop_iterations, halton=True)
-    start, start_episodes = scores(model, acquisitions, args.steps, args.rop_iterations)
-    rows = []
-    for run in args.run:
+    rows, halton, starts = [], None, {}
+    for run, start_folder in zip(args.run, args.start):
+        model, _ = ModelFolder(start_folder).load(torch.device("cpu"), verify=False)
+        if halton is None:  # the Halton scan does not depend on the policy
+            halton, _ = scores(model, acquisitions, args.steps, args.rop_iterations, halton=True)
+        start, start_episodes = scores(model, acquisitions, args.steps, args.rop_iterations)
+        starts[run.name] = start
         rows.append((run.name, 0, 0.0, start))
         for iteration, path in snapshots(run):
+            if iteration % args.every:
+                continue
             tensors = load_file(str(path))
             model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
             drift = drift_sigma(model, start_episodes)
@@ -91,23 +100,32 @@ def main() -> None:
                          "gain_over_start_se", *[f"score:{p.stem}" for p in args.data]])
         for name, iteration, drift, s in rows:
             n = len(s)
+            start = starts[name]
             writer.writerow([name, iteration, drift, np.mean(s - halton), np.std(s - halton, ddof=1) / n**0.5,
                              np.mean(s - start), np.std(s - start, ddof=1) / n**0.5, *s])
-    figure, axes = plt.subplots(figsize=(6.5, 4))
-    for run in args.run:
-        mine = [(i, s) for name, i, _, s in rows if name == run.name]
+    plot(rows, starts, halton, len(acquisitions), args.out.with_suffix(".png"))
+
+
+def plot(rows: list, starts: dict, halton: np.ndarray, count: int, path: Path) -> None:
+    """Left: each run's gain over its starting model (paired); right: its gap to Halton."""
+    figure, (gain_axes, gap_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, start in starts.items():
+        mine = [(i, s) for run, i, _, s in rows if run == name]
         its = np.array([i for i, _ in mine])
-        gain = np.array([np.mean(s - start) for _, s in mine])
-        se = np.array([np.std(s - start, ddof=1) / len(s) ** 0.5 for _, s in mine])
-        axes.errorbar(its, gain, yerr=se, marker="o", ms=3, capsize=2, label=run.name)
-    axes.axhline(0, color="grey", lw=0.8)
-    axes.axhline(float(np.mean(halton - start)), color="tab:red", lw=0.8, ls="--", label="Halton")
-    axes.set_xlabel("REINFORCE iteration")
-    axes.set_ylabel("headline r − the starting model's (paired)")
-    axes.set_title(f"the policy's means on {len(acquisitions)} fixed recordings (± s.e.)")
-    axes.legend(fontsize=8)
+        for axes, reference in ((gain_axes, start), (gap_axes, halton)):
+            mean = np.array([np.mean(s - reference) for _, s in mine])
+            se = np.array([np.std(s - reference, ddof=1) / len(s) ** 0.5 for _, s in mine])
+            axes.errorbar(its, mean, yerr=se, marker="o", ms=3, capsize=2, label=name)
+    gain_axes.axhline(0, color="grey", lw=0.8)
+    gap_axes.axhline(0, color="tab:red", lw=0.8, ls="--", label="Halton")
+    gain_axes.set_ylabel("headline r − the starting model's (paired)")
+    gap_axes.set_ylabel("headline r − Halton's (paired)")
+    for axes in (gain_axes, gap_axes):
+        axes.set_xlabel("REINFORCE iteration")
+        axes.legend(fontsize=8)
+    figure.suptitle(f"the policy's means on {count} fixed recordings (± s.e. over them)")
     figure.tight_layout()
-    figure.savefig(args.out.with_suffix(".png"), dpi=130)
+    figure.savefig(path, dpi=130)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Is there a direction to learn, state by state? (issue 13, REINFORCE diagnostics)
+
+On each recording, from the policy's own state after the Halton start (the first decision),
+``--samples`` mirrored Gaussian deviations ε of the policy's 50 next positions (σ of the
+policy) are played; each gets the ``quality`` reward's gain of that sub-sequence (the
+headline r after sub-sequence 2, training reconstruction, material from the truth). Then:
+
+* split-half cosine: the REINFORCE estimates ĝ = mean((q − q̄) ε) from the two halves of the
+  samples, compared (1: the same direction; 0: noise);
+* the means moved along ĝ (the whole sample's) by c σ RMS per position, c in ``--steps``, and
+  by random directions of 1 σ RMS, each played and scored: what a step along the estimate
+  gains, against what an uninformed step of the same size does.
+
+    .venv/bin/python scripts/action_gradient.py --model runs/v2/imitate --data data/v2-validation/*.h5 \\
+        --samples 200 --out docs/results/reinforce/action_gradient.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from scan_server.io.open import open_recording
+from scan_server.policy.model_folder import ModelFolder
+from scan_server.rollout import EpisodeBatch, rollout
+from scan_server.training.reinforce import truth_on_grid
+from scan_server.training.rewards import material_pearson
+
+CHUNK = 20
+
+
+def play(model, acquisition, count: int, **options) -> tuple[np.ndarray, object]:
+    """``count`` episodes of two sub-sequences on one recording and their scores after the second."""
+    batch = EpisodeBatch.over([acquisition] * count)
+    episodes = rollout(batch, model, 2, [model.settings.policy.halton_seed] * count, iterations=5, keep_phases=True,
+                       **options)
+    truth, material = truth_on_grid(acquisition, batch)
+    scores = material_pearson(episodes.phases[:, -1:], truth.expand(count, *truth.shape),
+                              material.expand(count, *material.shape))[:, 0]
+    return scores.numpy(), episodes
+
+
+def estimate(scores: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+    """REINFORCE's estimate of the gradient of the score with respect to the means, (n, 2)."""
+    return ((scores - scores.mean())[:, None, None] * deviations).mean(axis=0)
+
+
+def examine(model, acquisition, samples: int, steps: list[float], generator: torch.Generator) -> dict:
+    sigma = model.settings.policy.sigma
+    scores, deviations = [], []
+    for _ in range(samples // CHUNK):
+        s, episodes = play(model, acquisition, CHUNK, sample=True, generator=generator, mirrored=True)
+        scores.append(s)
+        deviations.append(((episodes.actions - episodes.means)[:, 0] / sigma).numpy())
+    means = episodes.means[0, 0]
+    q, e = np.concatenate(scores), np.concatenate(deviations)
+    half = len(q) // 2
+    g1, g2, g = estimate(q[:half], e[:half]), estimate(q[half:], e[half:]), estimate(q, e)
+    cosine = float((g1 * g2).sum() / np.linalg.norm(g1) / np.linalg.norm(g2))
+    unit = torch.as_tensor(g / np.sqrt((g**2).sum(axis=-1).mean()), dtype=means.dtype)
+    randoms = torch.randn(4, *means.shape, generator=generator)
+    randoms = randoms / randoms.norm(dim=-1).square().mean(dim=-1).sqrt()[:, None, None]
+    targets = torch.cat([torch.stack([means + c * sigma * unit for c in [0.0, *steps]]), means + sigma * randoms])
+    moved, _ = play(model, acquisition, len(targets), teacher=lambda t, states: targets)
+    base = moved[0]
+    return {"sampled_mean": float(q.mean()) - base, "split_half_cosine": cosine,
+            **{f"along_{c:g}_sigma": float(v - base) for c, v in zip(steps, moved[1:1 + len(steps)])},
+            "random_1_sigma_mean": float(np.mean(moved[1 + len(steps):] - base)),
+            "random_1_sigma_sd": float(np.std(moved[1 + len(steps):] - base, ddof=1))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--samples", type=int, default=200, help="mirrored deviations per recording (× 20)")
+    parser.add_argument("--steps", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True, help="CSV")
+    args = parser.parse_args()
+    model, _ = ModelFolder(args.model).load(torch.device("cpu"), verify=False)
+    generator = torch.Generator().manual_seed(args.seed)
+    rows = []
+    for path in tqdm(args.data, desc="recordings"):
+        rows.append({"recording": path.stem, **examine(model, open_recording(path), args.samples, args.steps,
+                                                        generator)})
+        tqdm.write(", ".join(f"{k} {v:+.4f}" if isinstance(v, float) else str(v) for k, v in rows[-1].items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    keys = [k for k in rows[0] if k != "recording"]
+    print("mean over recordings: " + ", ".join(f"{k} {np.mean([r[k] for r in rows]):+.4f}" for k in keys))
+
+
+if __name__ == "__main__":
+    main()
