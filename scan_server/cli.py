@@ -157,6 +157,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="rl: pairs of episodes on a specimen take opposite deviations (ε, −ε)")
     p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
     p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--snapshots", action="store_true", default=None,
+                   help="also keep each checkpoint's model weights in OUT/snapshots/ (scripts/policy_curve.py)")
     p.add_argument("--device", default="auto")
 
 
@@ -423,7 +425,7 @@ def _dispatch(args: argparse.Namespace) -> None:
                                   reward=args.reward, baseline=args.baseline, normalise=args.normalise,
                                   episodes_per_specimen=args.episodes_per_specimen, sampling=args.sampling,
                                   mirrored=args.mirrored, sigma=args.sigma,
-                                  checkpoint_every=args.checkpoint_every)
+                                  checkpoint_every=args.checkpoint_every, snapshots=args.snapshots)
         if train(args.stage, settings, args.data, args.out, choose_device(args.device),
                  args.subsequence) is not None:
             print(describe(args.out))

@@ -7,8 +7,9 @@ so the specimens' own spread cancels).
 
 The training log's ``gap_to_halton`` is the same score on the few specimens each iteration
 happens to draw; this is the curve on one fixed set, so a rise is the policy's, not the draw's.
-Snapshots: ``RUN/snapshots/it-N.safetensors`` (copies of ``rl.checkpoint.safetensors``, one per
-checkpoint; the run's starting model is iteration 0).
+Snapshots: ``RUN/snapshots/rl-it-N.safetensors`` (``train rl --snapshots``: each checkpoint's weights;
+``it-N.safetensors``: copies of ``rl.checkpoint.safetensors``, as the runs of docs/results/reinforce
+were made); the run's starting model is iteration 0.
 
     .venv/bin/python scripts/policy_curve.py --run runs/v2-rl-vine32 --start runs/v2/imitate \\
         --run runs/v2-rl-vine-from-v1 --start runs/v2/mos2-cpu-v2 \\
@@ -58,7 +59,8 @@ def drift_sigma(model, episodes) -> float:
 
 
 def snapshots(run: Path) -> list[tuple[int, Path]]:
-    found = [(int(re.search(r"it-(\d+)", p.name).group(1)), p) for p in (run / "snapshots").glob("it-*.safetensors")]
+    paths = [*(run / "snapshots").glob("rl-it-*.safetensors"), *(run / "snapshots").glob("it-*.safetensors")]
+    found = [(int(re.search(r"it-(\d+)", p.name).group(1)), p) for p in paths]
     return sorted(found)
 
 
@@ -88,7 +90,9 @@ def main() -> None:
             if iteration % args.every:
                 continue
             tensors = load_file(str(path))
-            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+            # a snapshot holds the weights; a copied checkpoint holds them under "model."
+            weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")} or tensors
+            model.load_state_dict(weights)
             drift = drift_sigma(model, start_episodes)
             rows.append((run.name, iteration, drift, scores(model, acquisitions, args.steps, args.rop_iterations)[0]))
             print(f"{run.name} {iteration}: gap to Halton {np.mean(rows[-1][3] - halton):+.4f}, "

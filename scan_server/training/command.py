@@ -125,7 +125,7 @@ def train(stage: str, settings: TrainSettings, data_folder: Path, run: Path, dev
             "data": described, "strategies": list(model.strategies)}
     step = STAGES[stage].make_step(model, network, optimizer, data, settings)
     run_stage(run, stage, model, optimizer, settings.iterations, step, settings.seed, card, distributed,
-              settings.checkpoint_every)
+              settings.checkpoint_every, settings.snapshots)
     distributed.finish()
     return run / CARD_FILE if distributed.main else None
 

@@ -120,6 +120,17 @@ def checkpoint_paths(run: Path, stage: str) -> tuple[Path, Path]:
     return run / f"{stage}.checkpoint.safetensors", run / f"{stage}.checkpoint.json"
 
 
+def snapshot_path(run: Path, stage: str, iteration: int) -> Path:
+    """Where a stage's model weights after ``iteration`` are kept (``run_stage(snapshots=True)``)."""
+    return run / "snapshots" / f"{stage}-it-{iteration}.safetensors"
+
+
+def save_snapshot(run: Path, stage: str, model: AdaptiveModel, iteration: int) -> None:
+    path = snapshot_path(run, stage, iteration)
+    path.parent.mkdir(exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
 def save_checkpoint(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.optim.Optimizer,
                     state: StageState, record: dict) -> None:
     tensors, optimizer_info = _optimizer_to_files(optimizer)
@@ -216,10 +227,11 @@ def _start_or_resume(run: Path, stage: str, model: AdaptiveModel, optimizer: tor
 
 def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.optim.Optimizer, iterations: int,
               step: Callable[[StageState], dict], seed: int, card: dict, distributed: Distributed,
-              checkpoint_every: int = 25) -> StageState:
+              checkpoint_every: int = 25, snapshots: bool = False) -> StageState:
     """Calls ``step`` until ``iterations``; checkpoints every ``checkpoint_every``, at the end and
     when interrupted (Ctrl-C: after the current iteration); resumes from the stage's checkpoint
-    when there is one. A stage already finished is left as it is."""
+    when there is one. A stage already finished is left as it is. ``snapshots``: every checkpoint's
+    model weights are also kept (``snapshot_path``), for curves of the weights themselves."""
     run.mkdir(parents=True, exist_ok=True)
     state = _start_or_resume(run, stage, model, optimizer, iterations, seed, distributed)
     record = {"stage": stage, "seed": seed, "iterations": iterations, **card}
@@ -246,6 +258,8 @@ def run_stage(run: Path, stage: str, model: AdaptiveModel, optimizer: torch.opti
             if distributed.main and (due or stop.requested):
                 save_checkpoint(run, stage, model, optimizer, state, record)
                 write_curves(run, stage, state.history)
+                if snapshots:
+                    save_snapshot(run, stage, model, state.iteration)
             if stop.requested:
                 progress.close()
                 print(f"{stage}: stopped after iteration {state.iteration} of {iterations}, saved in "

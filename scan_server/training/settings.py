@@ -38,7 +38,9 @@ class TrainSettings:
     means' own score). mirrored: consecutive episodes on a specimen take opposite deviations
     (ε, −ε; an even number per specimen). sigma: the Gaussian policy's σ (normalised units).
     positions_range: subset sizes for the autoencoder's partial reconstructions.
-    checkpoint_every: iterations between checkpoints."""
+    checkpoint_every: iterations between checkpoints. snapshots: also keep each checkpoint's
+    model weights (``RUN/snapshots/STAGE-it-N.safetensors``; ``scripts/policy_curve.py`` scores
+    them)."""
 
     preset: str = "cpu"
     iterations: int = 100
@@ -56,6 +58,7 @@ class TrainSettings:
     sigma: float = 0.0125
     positions_range: tuple[int, int] = (50, 500)
     checkpoint_every: int = 25
+    snapshots: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.baseline, bool):  # the flag of older runs' checkpoints

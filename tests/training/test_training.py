@@ -346,3 +346,17 @@ def test_vine_and_mirrored_sampling_refuse_what_they_cannot_do(recordings, tmp_p
     assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "run"),
                  "--iterations", "1", *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_snapshots_keep_each_checkpoint_s_weights(recordings, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "pretrain", "--preset", "tiny", "--data", str(recordings), "--out", str(run),
+                 "--iterations", "4", "--checkpoint-every", "2", "--snapshots"]) == 0
+    kept = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert kept == ["pretrain-it-2.safetensors", "pretrain-it-4.safetensors"]
+    last, model = load_file(str(run / "snapshots" / kept[-1])), load_file(str(run / "model.safetensors"))
+    assert set(last) == set(model)
+    for key in model:
+        torch.testing.assert_close(last[key], model[key], rtol=0, atol=0)
+    first = load_file(str(run / "snapshots" / kept[0]))
+    assert any(not torch.equal(first[k], last[k]) for k in last)  # the weights moved between checkpoints
