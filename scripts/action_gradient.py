@@ -28,8 +28,7 @@ from tqdm import tqdm
 from scan_server.io.open import open_recording
 from scan_server.policy.model_folder import ModelFolder
 from scan_server.rollout import EpisodeBatch, rollout
-from scan_server.training.reinforce import truth_on_grid
-from scan_server.training.rewards import material_pearson
+from scan_server.training.reinforce import headline_scores
 
 CHUNK = 20
 
@@ -39,10 +38,7 @@ def play(model, acquisition, count: int, **options) -> tuple[np.ndarray, object]
     batch = EpisodeBatch.over([acquisition] * count)
     episodes = rollout(batch, model, 2, [model.settings.policy.halton_seed] * count, iterations=5, keep_phases=True,
                        **options)
-    truth, material = truth_on_grid(acquisition, batch)
-    scores = material_pearson(episodes.phases[:, -1:], truth.expand(count, *truth.shape),
-                              material.expand(count, *material.shape))[:, 0]
-    return scores.numpy(), episodes
+    return headline_scores(batch, episodes.phases[:, -1:])[:, 0].numpy(), episodes
 
 
 def estimate(scores: np.ndarray, deviations: np.ndarray) -> np.ndarray:

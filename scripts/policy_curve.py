@@ -34,8 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from scan_server.io.open import open_recording  # noqa: E402
 from scan_server.policy.model_folder import ModelFolder  # noqa: E402
 from scan_server.rollout import EpisodeBatch, halton_teacher, rollout  # noqa: E402
-from scan_server.training.reinforce import truth_on_grid  # noqa: E402
-from scan_server.training.rewards import material_pearson  # noqa: E402
+from scan_server.training.reinforce import headline_scores  # noqa: E402
 
 
 def scores(model, acquisitions, steps: int, rop_iterations: int, halton: bool = False):
@@ -45,9 +44,8 @@ def scores(model, acquisitions, steps: int, rop_iterations: int, halton: bool = 
     seeds = [model.settings.policy.halton_seed] * len(acquisitions)
     teacher = halton_teacher(model.settings.policy.subsequence, seeds) if halton else None
     episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, teacher=teacher)
-    truths, materials = zip(*(truth_on_grid(a, batch) for a in acquisitions))
     phases = episodes.final.real[:, None, batch.region[0], batch.region[1]].float()
-    return material_pearson(phases, torch.stack(truths), torch.stack(materials))[:, 0].numpy(), episodes
+    return headline_scores(batch, phases)[:, 0].numpy(), episodes
 
 
 def drift_sigma(model, episodes) -> float:

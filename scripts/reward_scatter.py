@@ -49,8 +49,7 @@ from scan_server.rollout import (  # noqa: E402
     halton_teacher,  # noqa: E402
     rollout,
 )
-from scan_server.training.reinforce import episode_rewards, truth_on_grid  # noqa: E402
-from scan_server.training.rewards import material_pearson  # noqa: E402
+from scan_server.training.reinforce import episode_rewards, headline_scores  # noqa: E402
 
 
 def play(model, acquisition, steps: int, sigma: float | None, samples: int, rop_iterations: int,
@@ -74,10 +73,7 @@ def halton(model, acquisition, steps: int, rop_iterations: int):
 
 def training_rewards(batch: EpisodeBatch, episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(quality, voronoi, error) of each episode of a batch over one recording."""
-    truth, material = truth_on_grid(batch.acquisitions[0], batch)
-    count = len(batch.acquisitions)
-    quality = material_pearson(episodes.phases[:, -1:], truth.expand(count, *truth.shape),
-                               material.expand(count, *material.shape))[:, 0]
+    quality = headline_scores(batch, episodes.phases[:, -1:])[:, 0]
     voronoi = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "voronoi").sum(dim=(1, 2))
     error = episode_rewards(batch, episodes.positions_angstrom, episodes.final, "error").sum(dim=(1, 2))
     return quality.numpy(), voronoi.numpy(), error.numpy()

@@ -64,6 +64,14 @@ def truth_on_grid(acquisition: Acquisition, batch: EpisodeBatch) -> tuple[torch.
     return torch.as_tensor(truth), torch.as_tensor(material_mask(truth, batch.grid.pixel_size_angstrom))
 
 
+def headline_scores(batch: EpisodeBatch, phases: torch.Tensor) -> torch.Tensor:
+    """The ``quality`` reward's score (B, K) of phases (B, K, h, w) over the batch's field of view
+    against each recording's truth (a recording repeated in the batch is resampled once)."""
+    known = {id(a): truth_on_grid(a, batch) for a in batch.acquisitions}
+    truths, materials = zip(*(known[id(a)] for a in batch.acquisitions))
+    return material_pearson(phases, torch.stack(truths), torch.stack(materials))
+
+
 def episode_rewards(batch: EpisodeBatch, positions_angstrom: torch.Tensor, final: torch.Tensor,
                     kind: str, truth: torch.Tensor | None = None) -> torch.Tensor:
     """Rewards (B, T, n) of every position of the episodes (a per-position ``kind``); ``error``

@@ -360,3 +360,16 @@ def test_snapshots_keep_each_checkpoint_s_weights(recordings, tmp_path):
         torch.testing.assert_close(last[key], model[key], rtol=0, atol=0)
     first = load_file(str(run / "snapshots" / kept[0]))
     assert any(not torch.equal(first[k], last[k]) for k in last)  # the weights moved between checkpoints
+
+
+def test_headline_scores_score_each_recording_against_its_own_truth(recordings):
+    """The truth scores 1 against itself; a recording's phase scored against the other's truth
+    does not (each row is scored against its own recording)."""
+    from scan_server.training.reinforce import headline_scores, truth_on_grid
+    data = TrainingData(recordings)
+    batch = EpisodeBatch.over([data.acquisitions[0], data.acquisitions[1], data.acquisitions[0]])
+    truths = torch.stack([truth_on_grid(a, batch)[0] for a in batch.acquisitions])
+    own = headline_scores(batch, truths[:, None].float())
+    torch.testing.assert_close(own, torch.ones(3, 1, dtype=own.dtype), rtol=0, atol=1e-6)
+    swapped = headline_scores(batch, truths[[1, 0, 1], None].float())
+    assert torch.all(swapped < 0.99)
