@@ -155,6 +155,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         "sub-sequence, credited with its gain; --reward quality --baseline specimen)")
     p.add_argument("--mirrored", action="store_true", default=None,
                    help="rl: pairs of episodes on a specimen take opposite deviations (ε, −ε)")
+    p.add_argument("--score-iterations", type=_positive_int,
+                   help="rl with vine sampling: ROP iterations from scratch of the reconstructions the reward "
+                        "scores (default: the in-loop ones, 5); e.g. 30 scores the converged reconstruction")
     p.add_argument("--sigma", type=float, help="σ of the Gaussian policy (normalised units)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--snapshots", action="store_true", default=None,
@@ -424,7 +427,8 @@ def _dispatch(args: argparse.Namespace) -> None:
                                   learning_rate=args.learning_rate, seed=args.seed, steps=args.steps,
                                   reward=args.reward, baseline=args.baseline, normalise=args.normalise,
                                   episodes_per_specimen=args.episodes_per_specimen, sampling=args.sampling,
-                                  mirrored=args.mirrored, sigma=args.sigma,
+                                  mirrored=args.mirrored, score_iterations=args.score_iterations,
+                                  sigma=args.sigma,
                                   checkpoint_every=args.checkpoint_every, snapshots=args.snapshots)
         if train(args.stage, settings, args.data, args.out, choose_device(args.device),
                  args.subsequence) is not None:

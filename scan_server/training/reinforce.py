@@ -27,7 +27,11 @@ Schulman et al. 2015): every step picks one sub-sequence t at random; each speci
 episodes follow the policy's means up to there (the same state), branch with sampled actions
 for sub-sequence t + 1 (``mirrored``: in pairs ε, −ε) and are credited with that sub-sequence's
 gain q_{t+1} − q_t against the other branches' mean (γ = 0 over sub-sequences, as the paper's
-per-position rewards). Sampled episodes on *different* states compare the deviation's effect
+per-position rewards). ``score_iterations`` scores the branch's and the shared state's
+reconstructions (and the logged curve's, Halton's too) from scratch with that many ROP
+iterations instead of the in-loop ones, so the reward is what the converged reconstruction
+gains and cannot be raised by positions on which five iterations happen to converge faster
+(the in-loop reward was, docs/results/reinforce). Sampled episodes on *different* states compare the deviation's effect
 with everything else that differs between them, the sampled actions of the other steps
 included; branches from one state compare only the deviation. The logged curve is then the
 means' own score: each step also plays the policy's means to the end on its specimens
@@ -48,7 +52,7 @@ from ..errors import ParameterError
 from ..evaluation.metrics import resample_to_grid
 from ..evaluation.scores import material_mask
 from ..policy.model import AdaptiveModel
-from ..rollout import EpisodeBatch, halton_teacher, rollout
+from ..rollout import EpisodeBatch, Episodes, halton_teacher, reconstruct_batch, rollout
 from .data import TrainingData
 from .rewards import material_pearson, position_rewards, quality_returns
 from .run import StageState
@@ -153,7 +157,8 @@ class Specimens:
         n = self.model.settings.policy.subsequence
         seeds = [self.model.settings.policy.halton_seed] * len(truths)
         episodes = rollout(batch, self.model, self.settings.steps, seeds, iterations=self.settings.rop_iterations,
-                           teacher=halton_teacher(n, seeds), keep_phases=True)
+                           final_iterations=self.settings.score_iterations, teacher=halton_teacher(n, seeds),
+                           keep_phases=True)
         halton = list(material_pearson(episodes.phases, torch.stack(truths), torch.stack(materials)))
         for a, truth, material, scores in zip(batch.acquisitions, truths, materials, halton):
             self.known[id(a)] = Specimen(truth, material, scores)
@@ -214,23 +219,38 @@ def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episode
     return loss, metrics
 
 
+def _shared_state_scores(episodes: Episodes, batch: EpisodeBatch, shared_positions: int, k: int, iterations: int,
+                         known: list[Specimen]) -> torch.Tensor:
+    """The score (B,) of the state the branches share (the first ``shared_positions`` patterns,
+    the same in each specimen's k episodes) reconstructed with ``iterations`` from scratch."""
+    trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
+    shared = episodes.indices[::k, :shared_positions]
+    final = reconstruct_batch(trunks, list(shared), iterations, batch.device)
+    phases = final.real[:, None, batch.region[0], batch.region[1]].float().cpu()
+    return specimen_scores(phases, known[::k])[:, 0].repeat_interleave(k)
+
+
 def _vine_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBatch, settings: TrainSettings,
                state: StageState, specimens: Specimens) -> tuple[torch.Tensor, dict]:
     k = settings.episodes_per_specimen
     branch = int(state.rng.integers(1, settings.steps))  # the action choosing sub-sequence branch + 1
     seeds = [model.settings.policy.halton_seed] * settings.batch
     episodes = rollout(batch, model, branch + 1, seeds, sample=True, generator=state.generator,
-                       iterations=settings.rop_iterations, keep_phases=True, sample_from=branch,
-                       mirrored=settings.mirrored)
+                       iterations=settings.rop_iterations, final_iterations=settings.score_iterations,
+                       keep_phases=True, sample_from=branch, mirrored=settings.mirrored)
     known = specimens.of(batch)
-    scores = specimen_scores(episodes.phases[:, -2:], known)
-    gains = scores[:, 1] - scores[:, 0]
+    after = specimen_scores(episodes.phases[:, -1:], known)[:, 0]
+    before = (specimen_scores(episodes.phases[:, -2:-1], known)[:, 0] if settings.score_iterations is None
+              else _shared_state_scores(episodes, batch, branch * model.settings.policy.subsequence, k,
+                                         settings.score_iterations, known))
+    gains = after - before
     advantage = advantages(gains, "specimen", normalise=settings.normalise, group=k)
     means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
     log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)[:, -1]
     loss = reinforce_loss(log_probs, advantage[:, None].to(torch.float32).to(batch.device))
     trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
-    policy = rollout(trunks, model, settings.steps, seeds[::k], iterations=settings.rop_iterations)
+    policy = rollout(trunks, model, settings.steps, seeds[::k], iterations=settings.rop_iterations,
+                     final_iterations=settings.score_iterations)
     metrics = {"branch": branch, "gain": float(gains.mean()),
                "spread_on_specimen": float(gains.reshape(-1, k).std(dim=1).mean()),
                **headline_gap(policy.final, trunks, known[::k])}

@@ -36,7 +36,11 @@ class TrainSettings:
     specimen's episodes follow the policy's means to one random sub-sequence, branch there
     with sampled actions and are credited with that sub-sequence's gain; the curve is the
     means' own score). mirrored: consecutive episodes on a specimen take opposite deviations
-    (ε, −ε; an even number per specimen). sigma: the Gaussian policy's σ (normalised units).
+    (ε, −ε; an even number per specimen). score_iterations: ``vine`` only; ROP iterations
+    from scratch of the reconstructions its reward scores (the branch's, the shared state's
+    and the logged curve's, Halton's included), so that the reward is the converged
+    reconstruction's and not how far ``rop_iterations`` get (None: the in-loop ones).
+    sigma: the Gaussian policy's σ (normalised units).
     positions_range: subset sizes for the autoencoder's partial reconstructions.
     checkpoint_every: iterations between checkpoints. snapshots: also keep each checkpoint's
     model weights (``RUN/snapshots/STAGE-it-N.safetensors``; ``scripts/policy_curve.py`` scores
@@ -55,6 +59,7 @@ class TrainSettings:
     episodes_per_specimen: int = 1
     sampling: str = "path"
     mirrored: bool = False
+    score_iterations: int | None = None
     sigma: float = 0.0125
     positions_range: tuple[int, int] = (50, 500)
     checkpoint_every: int = 25
@@ -78,6 +83,9 @@ class TrainSettings:
         if self.sampling == "vine" and (self.reward not in STEP_REWARDS or self.baseline != "specimen"):
             raise ParameterError("vine sampling compares the branches from one state: it needs --reward "
                                  f"{' or '.join(STEP_REWARDS)} and --baseline specimen")
+        if self.score_iterations is not None and (self.sampling != "vine" or self.score_iterations < 1):
+            raise ParameterError("--score-iterations (≥ 1) scores the branches of vine sampling: it needs "
+                                 "--sampling vine")
         if self.mirrored and self.episodes_per_specimen % 2:
             raise ParameterError("mirrored deviations come in pairs: --episodes-per-specimen must be even")
         if self.episodes_per_specimen < 1 or self.batch % self.episodes_per_specimen:

@@ -337,11 +337,56 @@ def test_rl_with_vine_sampling_credits_the_branch_and_logs_the_means_curve(recor
     assert settings["sampling"] == "vine" and settings["mirrored"] is True
 
 
+def test_the_shared_state_scored_from_scratch_is_the_in_loop_state_when_the_iterations_agree(recordings):
+    """score_iterations reconstructs the branches' shared state again from its recorded patterns;
+    with the in-loop iterations that is exactly the rollout's own reconstruction at the branch,
+    and with more iterations it is a different (further converged) one."""
+    from scan_server.rollout import rollout
+    from scan_server.training.reinforce import _shared_state_scores, specimen_scores
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    acquisitions = TrainingData(recordings).acquisitions
+    batch = EpisodeBatch.over([a for a in acquisitions for _ in range(2)])
+    settings = TrainSettings(preset="tiny", batch=4, steps=3, reward="quality", baseline="specimen",
+                             episodes_per_specimen=2, sampling="vine")
+    known = Specimens(model, settings).of(batch)
+    episodes = rollout(batch, model, 3, [0] * 4, sample=True, generator=torch.Generator().manual_seed(1),
+                       iterations=2, keep_phases=True, sample_from=2, mirrored=True)
+    shared = 2 * model.settings.policy.subsequence
+    in_loop = specimen_scores(episodes.phases[:, -2:-1], known)[:, 0]
+    torch.testing.assert_close(_shared_state_scores(episodes, batch, shared, 2, 2, known), in_loop)
+    assert not torch.allclose(_shared_state_scores(episodes, batch, shared, 2, 12, known), in_loop)
+
+
+def test_rl_with_vine_sampling_scores_converged_reconstructions_when_asked(recordings, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(run), "--iterations", "1",
+                 "--batch", "2", "--reward", "quality", "--baseline", "specimen", "--episodes-per-specimen", "2",
+                 "--sampling", "vine", "--score-iterations", "8"]) == 0
+    assert json.loads((run / "model_card.json").read_text())["training"]["rl"]["score_iterations"] == 8
+    assert {"gain", "gap_to_halton"} <= set((run / "rl.csv").read_text().splitlines()[0].split(","))
+
+
+def test_halton_s_last_score_is_the_converged_one_with_score_iterations(recordings):
+    """The logged gap compares the policy's converged reconstruction with Halton's converged one."""
+    torch.manual_seed(0)
+    model = AdaptiveModel(ModelSettings.from_preset("tiny"))
+    batch = EpisodeBatch.over(TrainingData(recordings).acquisitions)
+    common = dict(preset="tiny", batch=2, steps=3, rop_iterations=2, reward="quality", baseline="specimen",
+                  episodes_per_specimen=2, sampling="vine")
+    plain = Specimens(model, TrainSettings(**common)).of(batch)
+    converged = Specimens(model, TrainSettings(**common, score_iterations=12)).of(batch)
+    for a, b in zip(plain, converged):
+        torch.testing.assert_close(a.halton_scores[:-1], b.halton_scores[:-1])
+        assert not torch.isclose(a.halton_scores[-1], b.halton_scores[-1])
+
+
 @pytest.mark.parametrize("options, message", [
     (["--sampling", "vine"], "vine sampling compares the branches"),
     (["--sampling", "vine", "--reward", "error", "--baseline", "specimen", "--episodes-per-specimen", "2"],
      "vine sampling compares the branches"),
-    (["--mirrored", "--baseline", "specimen", "--episodes-per-specimen", "3", "--batch", "3"], "must be even")])
+    (["--mirrored", "--baseline", "specimen", "--episodes-per-specimen", "3", "--batch", "3"], "must be even"),
+    (["--score-iterations", "30", "--reward", "quality", "--baseline", "halton"], "it needs --sampling vine")])
 def test_vine_and_mirrored_sampling_refuse_what_they_cannot_do(recordings, tmp_path, options, message, capsys):
     assert main(["train", "rl", "--preset", "tiny", "--data", str(recordings), "--out", str(tmp_path / "run"),
                  "--iterations", "1", *options]) == 2
