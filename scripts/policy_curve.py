@@ -37,13 +37,16 @@ from scan_server.rollout import EpisodeBatch, halton_teacher, rollout  # noqa: E
 from scan_server.training.reinforce import headline_scores  # noqa: E402
 
 
-def scores(model, acquisitions, steps: int, rop_iterations: int, halton: bool = False):
+def scores(model, acquisitions, steps: int, rop_iterations: int, halton: bool = False,
+           score_iterations: int | None = None):
     """The quality reward after the last sub-sequence of each recording's episode (means or
-    Halton), and the episodes."""
+    Halton; the final reconstruction with ``score_iterations`` from scratch when given, as
+    ``train rl --score-iterations`` scores it), and the episodes."""
     batch = EpisodeBatch.over(acquisitions)
     seeds = [model.settings.policy.halton_seed] * len(acquisitions)
     teacher = halton_teacher(model.settings.policy.subsequence, seeds) if halton else None
-    episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, teacher=teacher)
+    episodes = rollout(batch, model, steps, seeds, iterations=rop_iterations, teacher=teacher,
+                       final_iterations=score_iterations)
     phases = episodes.final.real[:, None, batch.region[0], batch.region[1]].float()
     return headline_scores(batch, phases)[:, 0].numpy(), episodes
 
@@ -70,6 +73,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", required=True)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rop-iterations", type=int, default=5)
+    parser.add_argument("--score-iterations", type=int,
+                        help="ROP iterations from scratch of the scored final reconstruction (default: "
+                             "--rop-iterations; the policy still sees the in-loop ones)")
     parser.add_argument("--every", type=int, default=1, help="only snapshots of iterations divisible by this")
     parser.add_argument("--out", type=Path, required=True, help="CSV and PNG go to OUT.csv and OUT.png")
     args = parser.parse_args()
@@ -80,8 +86,9 @@ def main() -> None:
     for run, start_folder in zip(args.run, args.start):
         model, _ = ModelFolder(start_folder).load(torch.device("cpu"), verify=False)
         if halton is None:  # the Halton scan does not depend on the policy
-            halton, _ = scores(model, acquisitions, args.steps, args.rop_iterations, halton=True)
-        start, start_episodes = scores(model, acquisitions, args.steps, args.rop_iterations)
+            halton, _ = scores(model, acquisitions, args.steps, args.rop_iterations, True, args.score_iterations)
+        start, start_episodes = scores(model, acquisitions, args.steps, args.rop_iterations,
+                                       score_iterations=args.score_iterations)
         starts[run.name] = start
         rows.append((run.name, 0, 0.0, start))
         for iteration, path in snapshots(run):
@@ -92,7 +99,9 @@ def main() -> None:
             weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")} or tensors
             model.load_state_dict(weights)
             drift = drift_sigma(model, start_episodes)
-            rows.append((run.name, iteration, drift, scores(model, acquisitions, args.steps, args.rop_iterations)[0]))
+            score, _ = scores(model, acquisitions, args.steps, args.rop_iterations,
+                              score_iterations=args.score_iterations)
+            rows.append((run.name, iteration, drift, score))
             print(f"{run.name} {iteration}: gap to Halton {np.mean(rows[-1][3] - halton):+.4f}, "
                   f"to the start {np.mean(rows[-1][3] - start):+.4f}, means moved {drift:.2f} σ", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
