@@ -33,11 +33,13 @@ from scan_server.training.reinforce import headline_scores
 CHUNK = 20
 
 
-def play(model, acquisition, count: int, **options) -> tuple[np.ndarray, object]:
-    """``count`` episodes of two sub-sequences on one recording and their scores after the second."""
+def play(model, acquisition, count: int, score_iterations: int | None = None, **options) -> tuple[np.ndarray, object]:
+    """``count`` episodes of two sub-sequences on one recording and their scores after the second
+    (that reconstruction from scratch with ``score_iterations`` when given, as ``train rl
+    --score-iterations`` scores it; the policy sees the in-loop one)."""
     batch = EpisodeBatch.over([acquisition] * count)
     episodes = rollout(batch, model, 2, [model.settings.policy.halton_seed] * count, iterations=5, keep_phases=True,
-                       **options)
+                       final_iterations=score_iterations, **options)
     return headline_scores(batch, episodes.phases[:, -1:])[:, 0].numpy(), episodes
 
 
@@ -46,11 +48,12 @@ def estimate(scores: np.ndarray, deviations: np.ndarray) -> np.ndarray:
     return ((scores - scores.mean())[:, None, None] * deviations).mean(axis=0)
 
 
-def examine(model, acquisition, samples: int, steps: list[float], generator: torch.Generator) -> dict:
+def examine(model, acquisition, samples: int, steps: list[float], generator: torch.Generator,
+            score_iterations: int | None = None) -> dict:
     sigma = model.settings.policy.sigma
     scores, deviations = [], []
     for _ in range(samples // CHUNK):
-        s, episodes = play(model, acquisition, CHUNK, sample=True, generator=generator, mirrored=True)
+        s, episodes = play(model, acquisition, CHUNK, score_iterations, sample=True, generator=generator, mirrored=True)
         scores.append(s)
         deviations.append(((episodes.actions - episodes.means)[:, 0] / sigma).numpy())
     means = episodes.means[0, 0]
@@ -62,7 +65,7 @@ def examine(model, acquisition, samples: int, steps: list[float], generator: tor
     randoms = torch.randn(4, *means.shape, generator=generator)
     randoms = randoms / randoms.norm(dim=-1).square().mean(dim=-1).sqrt()[:, None, None]
     targets = torch.cat([torch.stack([means + c * sigma * unit for c in [0.0, *steps]]), means + sigma * randoms])
-    moved, _ = play(model, acquisition, len(targets), teacher=lambda t, states: targets)
+    moved, _ = play(model, acquisition, len(targets), score_iterations, teacher=lambda t, states: targets)
     base = moved[0]
     return {"sampled_mean": float(q.mean()) - base, "split_half_cosine": cosine,
             **{f"along_{c:g}_sigma": float(v - base) for c, v in zip(steps, moved[1:1 + len(steps)])},
@@ -77,6 +80,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="mirrored deviations per recording (× 20)")
     parser.add_argument("--steps", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--score-iterations", type=int,
+                        help="ROP iterations from scratch of the scored reconstruction (default: the in-loop 5)")
     parser.add_argument("--out", type=Path, required=True, help="CSV")
     args = parser.parse_args()
     model, _ = ModelFolder(args.model).load(torch.device("cpu"), verify=False)
@@ -84,7 +89,7 @@ def main() -> None:
     rows = []
     for path in tqdm(args.data, desc="recordings"):
         rows.append({"recording": path.stem, **examine(model, open_recording(path), args.samples, args.steps,
-                                                        generator)})
+                                                        generator, args.score_iterations)})
         tqdm.write(", ".join(f"{k} {v:+.4f}" if isinstance(v, float) else str(v) for k, v in rows[-1].items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
