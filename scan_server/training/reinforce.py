@@ -27,13 +27,13 @@ Schulman et al. 2015): every step picks one sub-sequence t at random; each speci
 episodes follow the policy's means up to there (the same state), branch with sampled actions
 for sub-sequence t + 1 (``mirrored``: in pairs ε, −ε) and are credited with that sub-sequence's
 gain q_{t+1} − q_t against the other branches' mean (γ = 0 over sub-sequences, as the paper's
-per-position rewards). ``score_iterations`` scores the branch's and the shared state's
-reconstructions (and the logged curve's, Halton's too) from scratch with that many ROP
-iterations instead of the in-loop ones, so the reward is what the converged reconstruction
-gains and cannot be raised by positions on which five iterations happen to converge faster
-(the in-loop reward was, docs/results/reinforce). Sampled episodes on *different* states compare the deviation's effect
+per-position rewards). Sampled episodes on *different* states compare the deviation's effect
 with everything else that differs between them, the sampled actions of the other steps
-included; branches from one state compare only the deviation. The logged curve is then the
+included; branches from one state compare only the deviation. ``score_iterations`` scores the
+branch's and the shared state's reconstructions (and the logged curve's, Halton's too) from
+scratch with that many ROP iterations instead of the in-loop ones, so the reward is what the
+converged reconstruction gains and cannot be raised by positions on which five iterations
+happen to converge faster (the in-loop reward was: docs/results/reinforce). The logged curve is then the
 means' own score: each step also plays the policy's means to the end on its specimens
 (``gap_to_halton``), so what rises is the policy, not the luck of its samples.
 
@@ -219,14 +219,15 @@ def _quality_step(model: AdaptiveModel, network: torch.nn.Module, batch: Episode
     return loss, metrics
 
 
-def _shared_state_scores(episodes: Episodes, batch: EpisodeBatch, shared_positions: int, k: int, iterations: int,
+def _shared_state_scores(episodes: Episodes, trunks: EpisodeBatch, shared_positions: int, iterations: int,
                          known: list[Specimen]) -> torch.Tensor:
     """The score (B,) of the state the branches share (the first ``shared_positions`` patterns,
-    the same in each specimen's k episodes) reconstructed with ``iterations`` from scratch."""
-    trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
+    the same in each specimen's k = B / len(trunks) consecutive episodes) reconstructed from
+    scratch with ``iterations``; ``trunks`` holds each specimen once, ``known`` every episode's."""
+    k = len(episodes.indices) // len(trunks.acquisitions)
     shared = episodes.indices[::k, :shared_positions]
-    final = reconstruct_batch(trunks, list(shared), iterations, batch.device)
-    phases = final.real[:, None, batch.region[0], batch.region[1]].float().cpu()
+    final = reconstruct_batch(trunks, list(shared), iterations, trunks.device)
+    phases = final.real[:, None, trunks.region[0], trunks.region[1]].float().cpu()
     return specimen_scores(phases, known[::k])[:, 0].repeat_interleave(k)
 
 
@@ -239,16 +240,16 @@ def _vine_step(model: AdaptiveModel, network: torch.nn.Module, batch: EpisodeBat
                        iterations=settings.rop_iterations, final_iterations=settings.score_iterations,
                        keep_phases=True, sample_from=branch, mirrored=settings.mirrored)
     known = specimens.of(batch)
+    trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
     after = specimen_scores(episodes.phases[:, -1:], known)[:, 0]
     before = (specimen_scores(episodes.phases[:, -2:-1], known)[:, 0] if settings.score_iterations is None
-              else _shared_state_scores(episodes, batch, branch * model.settings.policy.subsequence, k,
+              else _shared_state_scores(episodes, trunks, branch * model.settings.policy.subsequence,
                                          settings.score_iterations, known))
     gains = after - before
     advantage = advantages(gains, "specimen", normalise=settings.normalise, group=k)
     means, _ = network(episodes.inputs_positions.to(batch.device), episodes.latents.to(batch.device))
     log_probs = model.policy.log_prob(episodes.actions.to(batch.device), means)[:, -1]
     loss = reinforce_loss(log_probs, advantage[:, None].to(torch.float32).to(batch.device))
-    trunks = EpisodeBatch.over(batch.acquisitions[::k], batch.device)
     policy = rollout(trunks, model, settings.steps, seeds[::k], iterations=settings.rop_iterations,
                      final_iterations=settings.score_iterations)
     metrics = {"branch": branch, "gain": float(gains.mean()),

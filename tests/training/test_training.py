@@ -354,8 +354,9 @@ def test_the_shared_state_scored_from_scratch_is_the_in_loop_state_when_the_iter
                        iterations=2, keep_phases=True, sample_from=2, mirrored=True)
     shared = 2 * model.settings.policy.subsequence
     in_loop = specimen_scores(episodes.phases[:, -2:-1], known)[:, 0]
-    torch.testing.assert_close(_shared_state_scores(episodes, batch, shared, 2, 2, known), in_loop)
-    assert not torch.allclose(_shared_state_scores(episodes, batch, shared, 2, 12, known), in_loop)
+    trunks = EpisodeBatch.over(acquisitions)
+    torch.testing.assert_close(_shared_state_scores(episodes, trunks, shared, 2, known), in_loop)
+    assert not torch.allclose(_shared_state_scores(episodes, trunks, shared, 12, known), in_loop)
 
 
 def test_rl_with_vine_sampling_scores_converged_reconstructions_when_asked(recordings, tmp_path):
