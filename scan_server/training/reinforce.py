@@ -29,13 +29,14 @@ for sub-sequence t + 1 (``mirrored``: in pairs ε, −ε) and are credited with 
 gain q_{t+1} − q_t against the other branches' mean (γ = 0 over sub-sequences, as the paper's
 per-position rewards). Sampled episodes on *different* states compare the deviation's effect
 with everything else that differs between them, the sampled actions of the other steps
-included; branches from one state compare only the deviation. ``score_iterations`` scores the
-branch's and the shared state's reconstructions (and the logged curve's, Halton's too) from
-scratch with that many ROP iterations instead of the in-loop ones, so the reward is what the
-converged reconstruction gains and cannot be raised by positions on which five iterations
-happen to converge faster (the in-loop reward was: docs/results/reinforce). The logged curve is then the
+included; branches from one state compare only the deviation. The logged curve is then the
 means' own score: each step also plays the policy's means to the end on its specimens
 (``gap_to_halton``), so what rises is the policy, not the luck of its samples.
+``score_iterations`` scores the branch's and the shared state's reconstructions (and the
+logged curve's, Halton's too) from scratch with that many ROP iterations instead of the
+in-loop ones, so the reward is what the converged reconstruction gains and cannot be raised
+by positions on which five iterations happen to converge faster (the in-loop reward was:
+docs/results/reinforce).
 
 ``normalise`` divides the advantages by their standard deviation over the batch after
 removing their mean (the step size then does not depend on the reward's scale).
