@@ -103,6 +103,35 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="canonical", choices=("canonical", "nion", "dectris"),
                    help="file format (the ground truth is kept in the canonical format only)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    _add_detector_options(p)
+
+
+#: simulate's detector options → ``physics.detector.DetectorModel`` fields
+DETECTOR_OPTIONS = {"detector_psf_px": "psf_px", "descan_px": "descan_px", "descan_angle_deg": "descan_angle_deg",
+                    "semiangle_error": "semiangle_error", "sampling_error": "sampling_error",
+                    "gain_spread": "gain_spread", "dark_counts": "dark_counts", "hot_pixels": "hot_pixels",
+                    "hot_pixel_counts": "hot_pixel_counts", "dead_pixels": "dead_pixels",
+                    "blanked_fraction": "blanked_fraction"}
+
+
+def _add_detector_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("a real detector (docs/physics.md; default: ideal)")
+    group.add_argument("--detector-psf-px", type=float, metavar="SIGMA", help="Gaussian point-spread σ, pixels")
+    group.add_argument("--descan-px", type=float, metavar="PX", help="the disc drifts this far across the scan")
+    group.add_argument("--descan-angle-deg", type=float, metavar="DEG", help="its direction on the detector")
+    group.add_argument("--semiangle-error", type=float, metavar="FRACTION",
+                       help="the metadata's semi-angle is the true one × (1 + FRACTION)")
+    group.add_argument("--sampling-error", type=float, metavar="FRACTION",
+                       help="the metadata's detector sampling is the true one × (1 + FRACTION)")
+    group.add_argument("--gain-spread", type=float, metavar="FRACTION", help="per-pixel gain spread (rms)")
+    group.add_argument("--dark-counts", type=float, metavar="N", help="dark counts per pixel per frame (Poisson)")
+    group.add_argument("--hot-pixels", type=int, metavar="N", help="number of hot pixels")
+    group.add_argument("--hot-pixel-counts", type=float, metavar="N", help="counts a hot pixel adds per frame (400)")
+    group.add_argument("--dead-pixels", type=int, metavar="N", help="number of dead pixels")
+    group.add_argument("--blanked-fraction", type=float, metavar="FRACTION", help="frames taken with the beam blanked")
+    group.add_argument("--randomise-detector", action="store_true",
+                       help="draw every recording's detector and dose from the training ranges "
+                            "(physics.detector.DetectorRanges) instead")
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
@@ -243,6 +272,7 @@ def _simulation_settings(args: argparse.Namespace) -> SimulationSettings:
     from dataclasses import replace
 
     from .contracts import RasterScan, dose_to_electrons_per_pattern
+    from .physics.detector import DetectorModel, DetectorRanges
     from .physics.simulate import preset
     from .physics.specimen import SpecimenSettings
 
@@ -263,6 +293,15 @@ def _simulation_settings(args: argparse.Namespace) -> SimulationSettings:
         extent = [max(e, settings.scan_step_angstrom) for e in scan.extent_angstrom]
         settings = replace(settings, electrons_per_pattern=dose_to_electrons_per_pattern(
             args.dose, scan.count, extent[0] * extent[1]))
+    detector = {field: getattr(args, option) for option, field in DETECTOR_OPTIONS.items()
+                if getattr(args, option) is not None}
+    if args.randomise_detector and (detector or args.electrons_per_pattern is not None or args.dose is not None):
+        raise ParameterError("--randomise-detector draws the detector and the dose: give no detector option, "
+                             "--electrons-per-pattern or --dose with it")
+    if detector:
+        settings = replace(settings, detector=DetectorModel(**detector))  # type: ignore[arg-type]
+    if args.randomise_detector:
+        settings = replace(settings, detector_ranges=DetectorRanges())
     if args.structure or args.carbon_thickness:
         settings = replace(settings, specimen=SpecimenSettings(
             structure_file=str(args.structure) if args.structure else None,

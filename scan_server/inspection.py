@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .contracts import Acquisition
+from .errors import ParameterError
 from .io.metadata import (
     DESCRIPTION,
     HOW_TO_SUPPLY,
@@ -18,6 +19,7 @@ from .io.metadata import (
     sidecar_path,
 )
 from .io.open import find_metadata, load_overrides, shown
+from .physics.detector_signals import calibrate_recording
 from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
 
 
@@ -89,4 +91,27 @@ def _describe_complete(acquisition: Acquisition, file_format: str) -> None:
     else:
         _row("dose", "unknown (--electrons-per-pattern N to state it)")
     _row("ground truth", "yes" if acquisition.ground_truth is not None else "no")
+    _describe_measured(acquisition)
     print("\nnothing missing: ready to reconstruct or replay")
+
+
+def _describe_measured(acquisition: Acquisition) -> None:
+    """The detector geometry measured from the patterns (physics/calibration.py) beside the metadata's."""
+    try:
+        calibration = calibrate_recording(acquisition)
+    except ParameterError as exc:
+        print(f"\nthe detector geometry could not be measured from the patterns: {exc}")
+        return
+    print(f"\nmeasured from {calibration.patterns} patterns (physics/calibration.py):")
+    verdict = (f"DISAGREES with the metadata by {100 * calibration.radius_error:+.1f} % (a semi-angle or detector "
+               "sampling miscalibration; the measured disc is used for the dark field)"
+               if calibration.radius_disagrees else f"agrees with the metadata ({100 * calibration.radius_error:+.1f} %)")
+    _row("bright-field disc radius", f"{calibration.radius_px:.2f} px (metadata: {calibration.nominal_radius_px:.2f} px): "
+                                     f"{verdict}")
+    _row("disc centre", f"({calibration.centre_px[0]:.2f}, {calibration.centre_px[1]:.2f}) px "
+                        f"(nominal ({acquisition.detector_px / 2:.1f}, {acquisition.detector_px / 2:.1f}))")
+    _row("disc edge width", f"σ = {calibration.edge_sigma_px:.2f} px (dark field counted from "
+                            f"{calibration.dark_field_radius_px:.2f} px)")
+    _row("descan", f"the disc moves {calibration.descan_range_px(acquisition.positions_angstrom):.2f} px across the scan")
+    _row("hot / dead pixels", f"{calibration.hot_pixels} / {calibration.dead_pixels} (masked)")
+    _row("background", f"{calibration.background_per_px:.3g} counts per pixel per frame")

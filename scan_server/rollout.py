@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
-from .physics.detector_signals import bright_field_disc, dark_field_fraction
+from .physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px
 from .physics.reconstruct import reconstruct_sets, reconstruction_geometry
 from .policy.model import AdaptiveModel
 from .policy.step import encode_and_decide
@@ -91,23 +91,23 @@ def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations
 class Acquired:
     """What one episode's microscope returned so far, sub-sequence by sub-sequence; each
     step's reconstruction uses these frames instead of reading the recording again. With a
-    bright-field disc (M, M) it also keeps each pattern's dark-field fraction."""
+    dark-field meter it also meters each pattern's calibrated dark-field fraction, as a
+    session of the service does."""
 
-    def __init__(self, disc: np.ndarray | None = None) -> None:
+    def __init__(self, meter: DarkFieldMeter | None = None) -> None:
         self.exposures: list[Exposure] = []
-        self.disc = disc
-        self.dark_field: list[np.ndarray] = []
+        self.meter = meter
 
     def add(self, exposure: Exposure) -> None:
         self.exposures.append(exposure)
-        if self.disc is not None:
-            self.dark_field.append(dark_field_fraction(exposure.frames, self.disc))
+        if self.meter is not None:
+            self.meter.add(exposure.frames, exposure.positions_angstrom)
 
     def state(self, microscope: VirtualMicroscope, step: int) -> ScanState:
         """What a strategy that needs no reconstruction sees of this episode (unit positions,
         dark-field fractions, the field's extent)."""
         return ScanState(microscope.to_unit(self.positions_angstrom), None, step,
-                         dark_field_fraction=np.concatenate(self.dark_field) if self.dark_field else None,
+                         dark_field_fraction=self.meter.fractions if self.meter is not None else None,
                          extent_angstrom=microscope.field.extent_angstrom)
 
     @property
@@ -165,9 +165,8 @@ def rollout(batch: EpisodeBatch, model: AdaptiveModel, steps: int, halton_seeds:
     one pass (``AdaptiveModel.forward``). ``final_iterations`` 0 skips the final reconstruction
     (``keep_phases`` needs it)."""
     n = model.settings.policy.subsequence
-    discs = [bright_field_disc(a.detector_px, a.detector_sampling_inv_angstrom, a.optics) if teacher else None
-             for a in batch.acquisitions]
-    acquired = [Acquired(disc) for disc in discs]
+    acquired = [Acquired(DarkFieldMeter(acquisition_nominal_radius_px(a)) if teacher else None)
+                for a in batch.acquisitions]
     for microscope, episode, seed in zip(batch.microscopes, acquired, halton_seeds):
         microscope.reset()
         episode.add(microscope.acquire(microscope.to_angstrom(halton_unit(n, seed))))

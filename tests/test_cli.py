@@ -47,6 +47,33 @@ def test_simulate_mixed_names_each_recording_by_its_family(tmp_path, capsys):
     assert read_recording(tmp_path / "small_particles_000004.h5").metadata["specimen"]["family"] == "particles"
 
 
+def test_simulate_with_a_real_detector_records_it_and_inspect_measures_it(tmp_path, capsys):
+    """The detector options reach the frames (hot pixels, a 3 % semi-angle error) and the metadata;
+    inspect reports the disagreement between the measured disc and the metadata."""
+    assert main(["simulate", "--preset", "small", "--scan-shape", "16", "16", "--seed", "5", "--out", str(tmp_path),
+                 "--detector-psf-px", "0.8", "--semiangle-error", "0.03", "--hot-pixels", "3",
+                 "--dark-counts", "0.05", "--descan-px", "1.0"]) == 0
+    acquisition = read_recording(tmp_path / "small_000005.h5")
+    detector = acquisition.metadata["detector"]
+    assert detector["psf_px"] == 0.8 and detector["semiangle_error"] == 0.03 and detector["hot_pixels"] == 3
+    assert acquisition.optics.semiangle_mrad == 33.0  # the metadata says 33; the probe was simulated with 33/1.03
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "small_000005.h5")]) == 0
+    printed = capsys.readouterr().out
+    assert "DISAGREES with the metadata by -" in printed and "3 / 0 (masked)" in printed  # true: −2.9 %
+
+
+def test_a_randomised_detector_is_drawn_per_recording_and_refuses_fixed_options(tmp_path, capsys):
+    assert main(["simulate", "--preset", "small", "--scan-shape", "8", "8", "--count", "2", "--seed", "1",
+                 "--randomise-detector", "--out", str(tmp_path)]) == 0
+    drawn = [read_recording(tmp_path / f"small_00000{i}.h5").metadata for i in (1, 2)]
+    assert drawn[0]["detector"] != drawn[1]["detector"]
+    assert all(1e3 <= m["electrons_per_pattern"] <= 1e6 for m in drawn)
+    assert main(["simulate", "--preset", "small", "--randomise-detector", "--dark-counts", "1",
+                 "--out", str(tmp_path)]) == 2
+    assert "--randomise-detector draws the detector" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("strategy", ["raster", "random", "halton"])
 def test_reconstruct_writes_npy_and_png_and_prints_the_time(recording, tmp_path, capsys, strategy):
     out = tmp_path / f"rec_{strategy}"
@@ -63,6 +90,8 @@ def test_reconstruct_writes_npy_and_png_and_prints_the_time(recording, tmp_path,
 @pytest.mark.parametrize("argv, message", [
     (["simulate", "--preset", "small", "--dose", "-5", "--out", "{tmp}"], "dose must be positive"),
     (["simulate", "--preset", "huge", "--out", "{tmp}"], "unknown preset"),
+    (["simulate", "--preset", "small", "--semiangle-error", "0.9", "--out", "{tmp}"], "fractions within ±0.5"),
+    (["simulate", "--preset", "small", "--dark-counts", "-1", "--out", "{tmp}"], "must not be negative"),
     (["reconstruct", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
     (["reconstruct", "{bad}", "--out", "{tmp}/x"], "not a readable HDF5 file"),
     (["reconstruct", "{rec}", "--positions", "100000", "--out", "{tmp}/x"], "number of positions"),

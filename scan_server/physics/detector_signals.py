@@ -1,41 +1,123 @@
 """Signals the detector gives per pattern, before any reconstruction: the dark-field fraction.
 
 A pattern's counts inside the bright-field disc (scattering angles up to the probe's
-semi-angle α, i.e. |k| ≤ α/λ) are the unscattered beam and the low-angle interference of
-the probe with the specimen; counts outside are scattered by the specimen. In vacuum a
-pattern is the probe's own far field (zero outside the disc up to its edge's blur and
-noise); over matter the dark-field fraction rises by one to two orders of magnitude
-(docs/adaptive.md). It is the cheapest evidence of where the material is.
+semi-angle α) are the unscattered beam and the low-angle interference of the probe with
+the specimen; counts outside are scattered by the specimen. In vacuum a pattern is the
+probe's own far field (nothing outside the disc beyond its edge's blur and the detector's
+background); over matter the dark-field fraction rises by one to three orders of magnitude.
+It is the cheapest evidence of where the material is.
+
+The disc is the one **measured** from the patterns (``physics.calibration``: centre,
+descan, radius, edge width, bad pixels, background), never the metadata's: a real
+detector's blurred edge or a few per cent of miscalibration put ~1 % of a vacuum pattern's
+counts just outside the nominal radius, as much as many materials scatter.
+
+Two ways to meter a scan: ``recording_dark_field`` calibrates on a spread of a whole
+recording's patterns (the value map's training labels, evaluations); a ``DarkFieldMeter``
+calibrates on a session's own patterns as they arrive (the service, rollouts), refitting on
+everything it has seen until ``SETTLE_PATTERNS`` patterns, then keeping that calibration.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..contracts import Acquisition, ProbeOptics
-from ..units import mrad_to_inv_angstrom
+from ..contracts import Acquisition
+from ..errors import ParameterError
+from .calibration import DetectorCalibration, calibrate, calibrated_dark_field, nominal_radius_px
+
+#: a meter refits its calibration on every batch until it has seen this many patterns, then keeps it
+SETTLE_PATTERNS = 200
+#: ``recording_dark_field`` calibrates on at most this many patterns spread over the recording
+RECORDING_CALIBRATION_PATTERNS = 512
 
 
-def bright_field_disc(detector_px: int, detector_sampling_inv_angstrom: float, optics: ProbeOptics) -> np.ndarray:
-    """(M, M) bool: the detector pixels within the bright-field disc (zero frequency at pixel
-    (M/2, M/2), as every frame is stored)."""
-    k_inv_angstrom = (np.arange(detector_px) - detector_px // 2) * detector_sampling_inv_angstrom
-    radius = np.hypot(k_inv_angstrom[:, None], k_inv_angstrom[None, :])
-    return radius <= mrad_to_inv_angstrom(optics.semiangle_mrad, optics.energy_ev)
+def acquisition_nominal_radius_px(acquisition: Acquisition) -> float:
+    """The disc radius (px) the recording's metadata implies."""
+    return nominal_radius_px(acquisition.optics.semiangle_mrad, acquisition.optics.energy_ev,
+                             acquisition.detector_sampling_inv_angstrom)
 
 
-def dark_field_fraction(frames: np.ndarray, disc: np.ndarray) -> np.ndarray:
-    """The fraction of each pattern's counts outside the bright-field disc: frames (n, M, M)
-    counts, disc (M, M) bool → (n,) in [0, 1] (0 for a pattern without counts)."""
-    patterns = np.asarray(frames, dtype=np.float64).reshape(len(frames), -1)
-    inside = disc.reshape(-1)
-    total = patterns.sum(axis=1)
-    outside = patterns[:, ~inside].sum(axis=1)
-    return np.divide(outside, total, out=np.zeros_like(total), where=total > 0)
+def calibrate_recording(acquisition: Acquisition,
+                        patterns: int = RECORDING_CALIBRATION_PATTERNS) -> DetectorCalibration:
+    """The detector calibration of a recording, measured on ``patterns`` of its patterns
+    spread evenly over its acquisition order."""
+    chosen = np.unique(np.linspace(0, acquisition.count - 1, min(patterns, acquisition.count)).round().astype(int))
+    frames = np.stack([np.asarray(acquisition.frames[int(i)]) for i in chosen])
+    return calibrate(frames, acquisition.positions_angstrom[chosen], acquisition_nominal_radius_px(acquisition))
 
 
-def recording_dark_field(acquisition: Acquisition, chunk: int = 1024) -> np.ndarray:
-    """The dark-field fraction (N,) of every pattern of a recording, read ``chunk`` at a time."""
-    disc = bright_field_disc(acquisition.detector_px, acquisition.detector_sampling_inv_angstrom, acquisition.optics)
-    return np.concatenate([dark_field_fraction(np.asarray(acquisition.frames[start:start + chunk]), disc)
-                           for start in range(0, acquisition.count, chunk)])
+def recording_dark_field(acquisition: Acquisition, chunk: int = 1024,
+                         calibration: DetectorCalibration | None = None) -> np.ndarray:
+    """The calibrated dark-field fraction (N,) of every pattern of a recording (NaN where
+    blanked), read ``chunk`` at a time; calibrated on the recording unless given."""
+    calibration = calibration or calibrate_recording(acquisition)
+    return np.concatenate([
+        calibrated_dark_field(np.asarray(acquisition.frames[start:start + chunk]),
+                              acquisition.positions_angstrom[start:start + chunk], calibration)
+        for start in range(0, acquisition.count, chunk)])
+
+
+class DarkFieldMeter:
+    """A scan's calibrated dark-field fractions, in acquisition order. ``add`` each batch;
+    ``fractions`` are those of every pattern so far, all under the current calibration
+    (NaN: a frame without beam, or no calibration possible yet). Until it has calibrated on
+    ``SETTLE_PATTERNS`` frames with counts it keeps those frames (no more) and refits on
+    every batch; then it keeps that calibration."""
+
+    def __init__(self, nominal_radius: float) -> None:
+        if not nominal_radius > 0:
+            raise ParameterError(f"the nominal disc radius must be positive, got {nominal_radius} px")
+        self.nominal_radius_px = float(nominal_radius)
+        self.calibration: DetectorCalibration | None = None
+        self._kept_frames: list[np.ndarray] = []
+        self._kept_positions: list[np.ndarray] = []
+        self._kept_index: list[np.ndarray] = []
+        self._fractions = np.zeros(0)
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    @property
+    def count(self) -> int:
+        return len(self._fractions)
+
+    def add(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> np.ndarray:
+        """Meter a batch: frames (n, M, M) counts at positions (n, 2) Å; returns its fractions (n,)."""
+        frames = np.asarray(frames)
+        positions = np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2)
+        if len(frames) != len(positions):
+            raise ParameterError(f"{len(frames)} frames but {len(positions)} positions")
+        start = len(self._fractions)
+        if self._settled:
+            batch = calibrated_dark_field(frames, positions, self.calibration)  # type: ignore[arg-type]
+            self._fractions = np.concatenate([self._fractions, batch])
+            return batch
+        self._fractions = np.concatenate([self._fractions, np.full(len(frames), np.nan)])
+        lit = frames.reshape(len(frames), -1).sum(axis=1) > 0 if len(frames) else np.zeros(0, dtype=bool)
+        self._kept_frames.append(frames[lit])
+        self._kept_positions.append(positions[lit])
+        self._kept_index.append(start + np.flatnonzero(lit))
+        kept_frames = np.concatenate(self._kept_frames)
+        if len(kept_frames):
+            self._recalibrate(kept_frames)
+        return self._fractions[start:]
+
+    def _recalibrate(self, kept_frames: np.ndarray) -> None:
+        """Refit on every kept frame and re-meter them; settle once there are enough."""
+        positions, index = np.concatenate(self._kept_positions), np.concatenate(self._kept_index)
+        try:
+            self.calibration = calibrate(kept_frames, positions, self.nominal_radius_px)
+        except ParameterError:  # no disc yet: no evidence until there is
+            return
+        self._fractions[index] = calibrated_dark_field(kept_frames, positions, self.calibration)
+        if len(kept_frames) >= SETTLE_PATTERNS:
+            self._settled = True
+            self._kept_frames, self._kept_positions, self._kept_index = [], [], []
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """Every metered pattern's calibrated dark-field fraction (P,), NaN where there is no evidence."""
+        return self._fractions.copy()

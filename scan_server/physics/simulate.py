@@ -18,6 +18,7 @@ from ..contracts import GroundTruth, ObjectGrid, ProbeOptics, RasterScan, Sampli
 from ..errors import ParameterError
 from ..io.canonical import RecordingWriter, frame_dtype
 from ..units import interaction_constant_rad_per_volt_angstrom
+from .detector import DetectorDefects, DetectorModel, DetectorRanges, detect
 from .families import SPECIMEN_FAMILIES, SpecimenFrame, generate_family_specimen
 from .forward import WindowPlan, detector_intensity, forward_patterns, poisson_counts
 from .potential import projected_potential_volt_angstrom
@@ -37,6 +38,10 @@ class SimulationSettings:
     aliasing). ``c10_range_angstrom`` is the spread of
     the defocus (C10 = −defocus) drawn uniformly per recording. ``family`` is one of
     ``families.SPECIMEN_FAMILIES`` (``film``: the paper's homogeneous MoS2 film).
+    ``detector``: the detector's imperfections and the metadata's miscalibration
+    (``physics.detector``; the default is ideal); ``detector_ranges``: draw them (and the
+    dose) per recording instead, from a generator of its own, so a seed's specimen is the
+    same with any detector.
     """
 
     energy_ev: float = 60e3
@@ -54,6 +59,8 @@ class SimulationSettings:
     specimen: SpecimenSettings = field(default_factory=SpecimenSettings)
     family: str = "film"
     chunk_positions: int = 256
+    detector: DetectorModel = field(default_factory=DetectorModel)
+    detector_ranges: DetectorRanges | None = None
 
     def __post_init__(self) -> None:
         if not self.electrons_per_pattern > 0:
@@ -105,38 +112,57 @@ def _specimen_phase(settings: SimulationSettings, grid: ObjectGrid, positions_an
     return (potential * sigma).cpu().numpy(), specimen.description
 
 
+def recording_detector(settings: SimulationSettings, seed: int) -> tuple[DetectorModel, float]:
+    """The detector and dose (electrons per pattern) of the recording with ``seed``: the
+    settings' own, or drawn from ``detector_ranges`` by a generator of the seed's own."""
+    if settings.detector_ranges is None:
+        return settings.detector, settings.electrons_per_pattern
+    return settings.detector_ranges.draw(np.random.default_rng([seed, 7]))
+
+
 def simulate_recording(settings: SimulationSettings, seed: int, path: str | Path,
                        device: torch.device | None = None, progress: bool = True) -> Path:
-    """Simulate one raster recording and write it (canonical format) to ``path``."""
+    """Simulate one raster recording and write it (canonical format) to ``path``. The
+    metadata carries the settings' semi-angle and detector sampling; the simulation uses
+    the true ones of the recording's detector (``recording_detector``)."""
     device = device or torch.device("cpu")
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     started = time.perf_counter()
-    geometry, scan = settings.geometry, settings.scan
+    detector, electrons = recording_detector(settings, seed)
+    true_sampling = settings.detector_sampling_inv_angstrom / (1 + detector.sampling_error)
+    geometry = replace(settings, detector_sampling_inv_angstrom=true_sampling).geometry
+    scan = settings.scan
     positions = scan.positions_angstrom()
     grid = ObjectGrid.covering(positions, geometry, margin_px=2)
     c10 = float(rng.uniform(*settings.c10_range_angstrom))
     optics = ProbeOptics(settings.energy_ev, settings.semiangle_mrad, c10_angstrom=c10,
                          c30_angstrom=settings.c30_angstrom)
+    true_optics = replace(optics, semiangle_mrad=settings.semiangle_mrad / (1 + detector.semiangle_error))
     phase, description = _specimen_phase(settings, grid, positions, rng, device)
     transmission = torch.exp(1j * torch.as_tensor(phase, device=device)).to(torch.complex64)[None]
-    probe = probe_real(optics, geometry, device).to(torch.complex64)
+    probe = probe_real(true_optics, geometry, device).to(torch.complex64)
     unscattered_peak = float(detector_intensity(probe[None], geometry).max())
-    dtype = frame_dtype(3 * unscattered_peak * settings.electrons_per_pattern, not settings.poisson_noise)
-    metadata = {"simulation": _settings_record(settings), "seed": seed, "specimen": description}
-    with RecordingWriter(path, positions, optics, geometry.detector_px, geometry.detector_sampling_inv_angstrom,
-                         dtype, scan=scan, electrons_per_pattern=settings.electrons_per_pattern,
-                         metadata=metadata) as writer:
+    dtype = frame_dtype(3 * unscattered_peak * electrons + 10 * detector.dark_counts + 2 * detector.hot_pixels
+                        * detector.hot_pixel_counts, not settings.poisson_noise)
+    metadata = {"simulation": _settings_record(settings), "seed": seed, "specimen": description,
+                "detector": detector.as_dict(), "electrons_per_pattern": electrons}
+    defects = DetectorDefects.draw(detector, geometry.detector_px, np.random.default_rng([seed, 8]), device)
+    field_x = (float(positions[:, 1].min()), float(positions[:, 1].max()))
+    with RecordingWriter(path, positions, optics, geometry.detector_px, settings.detector_sampling_inv_angstrom,
+                         dtype, scan=scan, electrons_per_pattern=electrons, metadata=metadata) as writer:
         chunks = range(0, len(positions), settings.chunk_positions)
         for start in tqdm(chunks, desc=f"simulate seed {seed}", unit="chunk", disable=not progress, leave=False):
             stop = min(start + settings.chunk_positions, len(positions))
             plan = WindowPlan.for_positions(grid, geometry, positions[start:stop], device=device)
             with torch.no_grad():
                 intensity = forward_patterns(transmission, probe, plan, geometry)
-            if settings.poisson_noise:
-                frames = poisson_counts(intensity, settings.electrons_per_pattern, generator)
-            else:
-                frames = intensity * settings.electrons_per_pattern
+                if detector.ideal:
+                    frames = poisson_counts(intensity, electrons, generator) if settings.poisson_noise \
+                        else intensity * electrons
+                else:
+                    frames = detect(intensity, positions[start:stop], detector, defects, electrons, field_x,
+                                    settings.poisson_noise, generator)
             writer.write_frames(start, frames.cpu().numpy())
         writer.write_ground_truth(GroundTruth(phase_rad=phase, grid=grid))
         writer.set_attribute("simulation_seconds", time.perf_counter() - started)
@@ -145,6 +171,9 @@ def simulate_recording(settings: SimulationSettings, seed: int, path: str | Path
 
 def _settings_record(settings: SimulationSettings) -> dict:
     record = asdict(settings)
+    record.pop("detector_ranges")
+    if settings.detector_ranges is not None:
+        record["detector_ranges"] = {k: list(v) for k, v in asdict(settings.detector_ranges).items()}
     record["specimen"]["vacancy_fraction_range"] = {
         k: list(v) for k, v in settings.specimen.vacancy_fraction_range.items()}
     return record

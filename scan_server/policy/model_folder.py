@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ParameterError
+from ..scanning.evidence import EVIDENCE_VERSION
 from .model import AdaptiveModel, ModelSettings
 
 MODEL_FILE = "model.safetensors"
@@ -90,23 +91,32 @@ class ModelFolder:
     def weights_sha256(self) -> str:
         return hashlib.sha256(self.weights.read_bytes()).hexdigest()
 
-    def read_card(self) -> ModelCard:
+    def read_card(self, drop_stale_value_map: bool = False) -> ModelCard:
+        """The parsed card; with ``drop_stale_value_map``, a value map that reads another
+        evidence version than this code computes is left out (the rest of the model stands)."""
         if not self.exists():
             raise ParameterError(f"{self.path}: not a model folder (needs {MODEL_FILE} and {CARD_FILE})")
         try:
             document = json.loads(self.card_path.read_text())
         except (OSError, ValueError) as exc:
             raise ParameterError(f"{self.card_path}: unreadable model card ({exc})") from exc
+        value_map = (document.get("settings") or {}).get("value_map")
+        if drop_stale_value_map and value_map and int(value_map.get("evidence", 1)) != EVIDENCE_VERSION:
+            document = {**document, "settings": {**document["settings"], "value_map": None}}
         return ModelCard.parse(document, str(self.card_path))
 
-    def load(self, device: torch.device | None = None, verify: bool = True) -> tuple[AdaptiveModel, ModelCard]:
+    def load(self, device: torch.device | None = None, verify: bool = True,
+             drop_stale_value_map: bool = False) -> tuple[AdaptiveModel, ModelCard]:
         """The model (in eval mode, on ``device``) and its card; with ``verify``, weights whose
-        sha256 differs from the card's are refused."""
-        card = self.read_card()
+        sha256 differs from the card's are refused; ``drop_stale_value_map``: see ``read_card``."""
+        card = self.read_card(drop_stale_value_map)
         if verify and card.weights_sha256 and card.weights_sha256 != self.weights_sha256():
             raise ParameterError(f"{self.path}: the weights do not match the sha256 in the model card")
         model = AdaptiveModel(card.settings)
-        model.load_state_dict(load_file(str(self.weights)))
+        weights = load_file(str(self.weights))
+        if card.settings.value_map is None:
+            weights = {k: v for k, v in weights.items() if not k.startswith("value_map.")}
+        model.load_state_dict(weights)
         return model.to(device or torch.device("cpu")), card
 
     def save(self, model: AdaptiveModel, document: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from ..scanning.baselines import halton_unit
-from ..scanning.evidence import CHANNELS, EvidenceMaps, evidence_maps, sample_map
+from ..scanning.evidence import CHANNELS, EVIDENCE_VERSION, EvidenceMaps, evidence_maps, sample_map
 from ..scanning.registry import VALUE_MAP
 from ..scanning.selection import SelectionSettings, select
 from ..scanning.state import ScanState
@@ -33,21 +33,30 @@ class ValueMapSettings:
     """map_px: the evidence and value maps' size over the field of view. channels: the
     network's width. dilations: one 3 × 3 convolution per entry, with that dilation (the
     receptive field grows to about 2·Σ dilations + 1 px). selection: how positions are
-    picked from the map (``scanning.selection.SelectionSettings``)."""
+    picked from the map (``scanning.selection.SelectionSettings``). evidence: the version of
+    the evidence the network reads (``scanning.evidence.EVIDENCE_VERSION``; another is refused)."""
 
     map_px: int = 64
     channels: int = 16
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     selection: SelectionSettings = SelectionSettings()
+    evidence: int = EVIDENCE_VERSION
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ValueMapSettings:
+        evidence = int(data.get("evidence", 1))
+        if evidence != EVIDENCE_VERSION:
+            raise ParameterError(f"this model's value map reads evidence version {evidence} (release 2: the dark "
+                                 f"field from the metadata's disc, in decades); this code computes version "
+                                 f"{EVIDENCE_VERSION} (calibrated from the patterns, on the session's own scale): "
+                                 "serve a model trained for it (models/mos2-cpu-v3) or retrain the value map "
+                                 "(`scan-server train value-map` on the run folder replaces it)")
         return cls(map_px=int(data["map_px"]), channels=int(data["channels"]),
                    dilations=tuple(int(d) for d in data["dilations"]),
-                   selection=SelectionSettings(**data.get("selection", {})))
+                   selection=SelectionSettings(**data.get("selection", {})), evidence=evidence)
 
 
 class ValueMapNet(nn.Module):
@@ -68,7 +77,7 @@ class ValueMapNet(nn.Module):
         return nn.functional.softplus(self.body(evidence))[:, 0]
 
 
-#: the evidence map the do-no-harm test reads: log₁₀ dark-field fraction relative to the material level
+#: the evidence map the do-no-harm test reads: the dark field on the session's scale (0 material, −1 vacuum)
 MATERIAL_EVIDENCE = "dark_field_relative_3A"
 
 
@@ -139,6 +148,6 @@ class ValueMapScan:
         self.last_value_map = self.value_map(evidence)
         values = sample_map(self.last_value_map, candidates)
         material = sample_map(evidence.maps[CHANNELS.index(MATERIAL_EVIDENCE)], candidates)
-        picked, _ = select(candidates, values, material, state.positions_unit, count, state.extent_angstrom,
-                           self.settings.selection)
+        picked, _ = select(candidates, values, material, evidence.levels.vacuum_seen, state.positions_unit, count,
+                           state.extent_angstrom, self.settings.selection)
         return picked

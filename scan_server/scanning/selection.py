@@ -11,10 +11,10 @@ d(c) the distance (Å) from candidate c to the nearest acquired or already picke
 Candidates closer than ``min_spacing_angstrom`` are never picked while others remain; ties
 go to the earlier candidate (candidates come in Halton order).
 
-Do no harm: when the evidence of material is flat — hardly any candidate lies where the
-patterns' dark-field fraction is a decade below the session's material level, i.e. no
-vacuum is in sight (a homogeneous film) — the step takes the first ``count`` candidates in
-their order, i.e. the Halton continuation. The test looks at the measured evidence, not at
+Do no harm: when the evidence of material is flat — the session has no vacuum level
+(``scanning.evidence.material_levels``: a film), or hardly any candidate lies more than
+``vacuum_level`` of the way from the session's material level to its vacuum level — the
+step takes the first ``count`` candidates in their order, i.e. the Halton continuation. The test looks at the measured evidence, not at
 the learned value: on a film the value map still varies with coverage, and a scan that
 follows it there can only match the Halton sequence, never beat it by much.
 """
@@ -32,27 +32,31 @@ from ..errors import ParameterError
 @dataclass(frozen=True)
 class SelectionSettings:
     """min_spacing_angstrom: no two positions closer than this while candidates allow.
-    vacuum_decades, flat_fraction: the evidence is flat when fewer than ``flat_fraction`` of
-    the candidates have a dark-field fraction ``vacuum_decades`` decades (log₁₀) or more below
-    the session's material level. pool_factor: candidates considered per requested position."""
+    vacuum_level, flat_fraction: the evidence is flat when the session has no vacuum level or
+    fewer than ``flat_fraction`` of the candidates lie ``vacuum_level`` or more of the way from
+    its material level (0) to its vacuum level (−1) (halfway by default: nearer vacuum than
+    material). pool_factor: candidates considered per requested position."""
 
     min_spacing_angstrom: float = 0.6
-    vacuum_decades: float = 1.0
+    vacuum_level: float = 0.5
     flat_fraction: float = 0.1
     pool_factor: int = 4
 
     def __post_init__(self) -> None:
-        if self.min_spacing_angstrom < 0 or not self.vacuum_decades > 0 or not 0 <= self.flat_fraction < 1 \
+        if self.min_spacing_angstrom < 0 or not 0 < self.vacuum_level <= 1 or not 0 <= self.flat_fraction < 1 \
                 or self.pool_factor < 1:
-            raise ParameterError("selection settings: min spacing ≥ 0 Å, vacuum decades > 0, "
+            raise ParameterError("selection settings: min spacing ≥ 0 Å, 0 < vacuum level ≤ 1, "
                                  "0 ≤ flat fraction < 1 and pool factor ≥ 1 are required")
 
 
-def evidence_is_flat(relative_log_dark_field: np.ndarray, settings: SelectionSettings) -> bool:
-    """Whether no vacuum is in sight: the candidates' log₁₀ dark-field fraction relative to the
-    session's material level (K,) (``scanning.evidence``) is seldom a decade (``vacuum_decades``) below."""
-    relative = np.asarray(relative_log_dark_field, dtype=np.float64)
-    return float(np.mean(relative <= -settings.vacuum_decades)) < settings.flat_fraction
+def evidence_is_flat(relative_dark_field: np.ndarray, vacuum_seen: bool, settings: SelectionSettings) -> bool:
+    """Whether no vacuum is in sight: the session has no vacuum level, or the candidates'
+    dark-field evidence on the session's scale (K,) (0 material, −1 vacuum;
+    ``scanning.evidence``) seldom reaches ``vacuum_level`` of the way to vacuum."""
+    if not vacuum_seen:
+        return True
+    relative = np.asarray(relative_dark_field, dtype=np.float64)
+    return float(np.mean(relative <= -settings.vacuum_level)) < settings.flat_fraction
 
 
 def greedy_select(candidates_unit: np.ndarray, values: np.ndarray, acquired_unit: np.ndarray, count: int,
@@ -83,13 +87,13 @@ def greedy_select(candidates_unit: np.ndarray, values: np.ndarray, acquired_unit
     return np.asarray(chosen, dtype=np.int64)
 
 
-def select(candidates_unit: np.ndarray, values: np.ndarray, relative_log_dark_field: np.ndarray,
+def select(candidates_unit: np.ndarray, values: np.ndarray, relative_dark_field: np.ndarray, vacuum_seen: bool,
            acquired_unit: np.ndarray, count: int, extent_angstrom: tuple[float, float],
            settings: SelectionSettings) -> tuple[np.ndarray, bool]:
     """The indices of the ``count`` candidates to acquire (values (K,) and evidence of material
-    (K,) at the candidates) and whether the evidence was flat (then the first ``count``
-    candidates, in order)."""
-    if evidence_is_flat(relative_log_dark_field, settings):
+    (K,) at the candidates, whether the session has a vacuum level) and whether the evidence
+    was flat (then the first ``count`` candidates, in order)."""
+    if evidence_is_flat(relative_dark_field, vacuum_seen, settings):
         return np.arange(count, dtype=np.int64), True
     return greedy_select(candidates_unit, values, acquired_unit, count, extent_angstrom,
                          settings.min_spacing_angstrom), False

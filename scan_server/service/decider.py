@@ -103,7 +103,7 @@ class Decider:
         t1 = time.perf_counter()
         with session.lock:
             acquired = session.unit(np.concatenate(session.positions))
-            dark_field = np.concatenate(session.dark_field)
+            dark_field = session.meter.fractions
         state = ScanState(acquired, potential, len(session.positions), session.geometry.region, dark_field,
                           session.geometry.field.extent_angstrom)
         unit = strategy.next_positions(state, count)

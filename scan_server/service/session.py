@@ -19,7 +19,8 @@ import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
 from ..errors import ScanServerError
-from ..physics.detector_signals import bright_field_disc, dark_field_fraction
+from ..physics.calibration import nominal_radius_px
+from ..physics.detector_signals import DarkFieldMeter
 from ..physics.incremental import IncrementalReconstruction, WarmStartSettings
 from ..policy.model import AdaptiveModel
 from ..policy.model_folder import ModelCard
@@ -61,14 +62,14 @@ class Decision:
 @dataclass(frozen=True)
 class Geometry:
     """A session's reconstruction geometry: detector sampling, object grid (the field of view
-    and a margin for landings outside it), the field of view and its pixels, and the
-    detector's bright-field disc (M, M) bool."""
+    and a margin for landings outside it), the field of view and its pixels, and the radius
+    (px) of the bright-field disc the spec's optics imply (the meter measures the real one)."""
 
     sampling: SamplingGeometry
     grid: ObjectGrid
     field: FieldOfView
     region: tuple[slice, slice]
-    bright_field: np.ndarray
+    nominal_disc_radius_px: float
 
     @classmethod
     def of(cls, spec: AcquisitionSpec, max_object_px: int) -> Geometry:
@@ -83,8 +84,8 @@ class Geometry:
             raise ServiceError(ErrorCode.unsupported_spec, f"the reconstruction grid would be {list(grid.shape_px)} px "
                                f"(field of view / pixel {sampling.pixel_size_angstrom:.3f} Å); the server's limit is "
                                f"{max_object_px} px a side (max_object_px)")
-        disc = bright_field_disc(spec.detector_px, spec.detector_sampling_inv_angstrom, optics_of(spec))
-        return cls(sampling, grid, field, field.region(grid), disc)
+        radius = nominal_radius_px(spec.semiangle_mrad, spec.energy_ev, spec.detector_sampling_inv_angstrom)
+        return cls(sampling, grid, field, field.region(grid), radius)
 
 
 class Session:
@@ -100,7 +101,7 @@ class Session:
         self.halton_seed = halton_seed
         self.frames: list[np.ndarray] = []
         self.positions: list[np.ndarray] = []
-        self.dark_field: list[np.ndarray] = []
+        self.meter = DarkFieldMeter(geometry.nominal_disc_radius_px)
         self.counts_total = 0.0
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
@@ -120,11 +121,11 @@ class Session:
         self.resume_estimate: tuple[int, np.ndarray] | None = None   # (step, estimate) saved before a restart
 
     def add_batch(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
-        """Keep a stored batch: frames (n, M, M), positions (n, 2) Å and the patterns'
-        dark-field fractions (n,). Call with the lock."""
+        """Keep a stored batch: frames (n, M, M), positions (n, 2) Å, and meter the patterns'
+        calibrated dark-field fractions (n,). Call with the lock."""
         self.frames.append(frames)
         self.positions.append(positions_angstrom)
-        self.dark_field.append(dark_field_fraction(frames, self.geometry.bright_field))
+        self.meter.add(frames, positions_angstrom)
         self.counts_total += float(np.sum(frames, dtype=np.float64))
 
     def cached_reconstruction(self) -> np.ndarray | None:

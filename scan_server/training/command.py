@@ -66,7 +66,9 @@ def _model_for(run: Path, stage: str, settings: TrainSettings, device: torch.dev
     (it then starts a new policy on the trained autoencoder, e.g. one per Table I row)."""
     folder = ModelFolder(run)
     if folder.exists():
-        model, parsed = folder.load(device, verify=False)  # a run's card records no sha256 to check
+        # a run's card records no sha256 to check; the value-map stage replaces a value map trained on another
+        # evidence version (release 2's uncalibrated dark field) with a new one
+        model, parsed = folder.load(device, verify=False, drop_stale_value_map=stage == "value-map")
         card = dict(parsed.document)
         if model.settings.preset != settings.preset:
             raise ParameterError(f"{run} holds a {model.settings.preset!r} model, not {settings.preset!r}")

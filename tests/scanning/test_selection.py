@@ -45,15 +45,17 @@ def test_the_coverage_term_spreads_uniform_values():
 
 
 def test_without_vacuum_in_sight_it_continues_the_candidates_in_order_whatever_the_values():
-    """Do no harm: a film's dark field varies by a factor of a few, never a decade (vacuum)."""
+    """Do no harm: a session without a vacuum level (a film) keeps the Halton continuation; with
+    one, the candidates must reach halfway to it (the session's scale: 0 material, −1 vacuum)."""
     rng = np.random.default_rng(3)
     candidates = halton_unit(200, 2)
-    film = np.log10(rng.uniform(0.2, 1.0, 200))   # relative to the material level: within −0.7 decades
+    film = rng.uniform(-0.3, 0.3, 200)
     values = rng.random(200)                       # however the learned value varies
-    assert evidence_is_flat(film, SETTINGS)
-    picked, was_flat = select(candidates, values, film, halton_unit(50, 2), 50, EXTENT, SETTINGS)
+    holes = np.where(candidates[:, 0] < 0.3, -1.0, film)  # a third of the field at the vacuum level
+    assert evidence_is_flat(holes, False, SETTINGS)        # no vacuum level: flat whatever the map says
+    assert evidence_is_flat(film, True, SETTINGS)          # a vacuum level, but not near these candidates
+    picked, was_flat = select(candidates, values, film, True, halton_unit(50, 2), 50, EXTENT, SETTINGS)
     assert was_flat and picked.tolist() == list(range(50))
-    holes = np.where(candidates[:, 0] < 0.3, -1.8, film)  # a third of the field 60× darker: vacuum
-    assert not evidence_is_flat(holes, SETTINGS)
-    picked, was_flat = select(candidates, values, holes, halton_unit(50, 2), 50, EXTENT, SETTINGS)
+    assert not evidence_is_flat(holes, True, SETTINGS)
+    picked, was_flat = select(candidates, values, holes, True, halton_unit(50, 2), 50, EXTENT, SETTINGS)
     assert not was_flat and len(set(picked.tolist())) == 50
