@@ -56,7 +56,8 @@ from . import ground_truth_cache
 from .dose import bootstrap_mean_interval, dose_ratio
 from .figures import Panel, save_comparison, save_dose_quality
 from .metrics import relative_improvement, resolution_angstrom
-from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, ScoreReference, Scores
+from .agreement import score_agreement
+from .scores import HEADLINE_WITH_TRUTH, HEADLINE_WITHOUT_TRUTH, SCORE_NAMES, TRUTH_FREE_SCORES, ScoreReference, Scores
 
 #: positions per step of a strategy that decides step by step, when nothing else says (the paper's 50)
 DEFAULT_PER_STEP = 50
@@ -306,6 +307,12 @@ def summarise(recordings: list[RecordingResult], plan: DosePlan, final_iteration
                     "scores": scores, "dose_ratio_vs_halton": _dose_ratios(recordings, plan, headline),
                     "per_recording": per_recording}
     report["dose_ratio_by_family"] = _by_family(recordings, report["dose_ratio_vs_halton"])
+    if headline == HEADLINE_WITH_TRUTH and report["dose_ratio_vs_halton"]:
+        # every truth-free score's dose ratios beside the truth's, and how well they agree (evaluation/agreement.py)
+        free = {score: _dose_ratios(recordings, plan, score) for score in TRUTH_FREE_SCORES}
+        report["dose_ratio_by_score"] = free
+        report["truth_free_agreement"] = {score: score_agreement(report["dose_ratio_vs_halton"], ratios)
+                                          for score, ratios in free.items()}
     for name, result in zip(names, recordings):
         per_recording[name]["family"] = result.family
     report.update(_paper_protocol(recordings, plan))
@@ -332,6 +339,18 @@ def _markdown_curves(report: dict) -> list[str]:
             low, high = entry["ci95"]
             lines.append(f"| {name} | {entry['mean']:.2f} [{low:.2f}, {high:.2f}] | "
                          f"{entry['at_first_count'] + entry['not_reached']} of {len(entry['per_recording'])} |")
+    agreement = report.get("truth_free_agreement") or {}
+    if agreement:
+        lines += ["", "Scores without a truth, held against it (evaluation/agreement.py): the dose ratios each would "
+                  f"report, the difference of their means from the truth's, and on how many recordings it ranks the "
+                  f"strategies as the truth does (the headline without a truth: `{HEADLINE_WITHOUT_TRUTH}`):", "",
+                  "| score | " + " | ".join(f"{s} ratio" for s in ratios) + " | max mean difference | "
+                  "ranking agreement | pair agreement |", "| --- |" + " --- |" * (len(ratios) + 3)]
+        for score, entry in agreement.items():
+            by_score = report["dose_ratio_by_score"][score]
+            lines.append(f"| {score} | " + " | ".join(f"{by_score[s]['mean']:.2f}" for s in ratios) +
+                         f" | {entry['max_abs_mean_ratio_difference']:.3f} | {100 * entry['ranking_agreement']:.0f} % | "
+                         f"{100 * entry['pair_agreement']:.0f} % |")
     by_family = report.get("dose_ratio_by_family") or {}
     if by_family:
         families = list(next(iter(by_family.values())))
@@ -350,12 +369,13 @@ def _markdown(report: dict) -> str:
              f"{report['ground_truth_iterations']} iterations.", "", *_markdown_curves(report), "",
              f"At {ref} positions ({report['subsequences']} steps of {report['positions_per_step']}), all scores "
              "(mean over recordings):", "",
-             "| strategy | SSIM field (± std) | SSIM material | r true, material | SSIM true, material | "
-             "resolution (Å) |", "| --- | --- | --- | --- | --- | --- |"]
+             "| strategy | SSIM field (± std) | SSIM material | r material | r true, material | SSIM true, material | "
+             "resolution (Å) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in report["scores"]:
         entry, scores = report[name], report["scores"][name][str(ref)]
         lines.append(f"| {name} | {entry['ssim_mean']:.3f} ± {entry['ssim_std']:.3f} | "
-                     f"{_format(scores['ssim_material'])} | {_format(scores['r_true_material'])} | "
+                     f"{_format(scores['ssim_material'])} | {_format(scores['r_material'])} | "
+                     f"{_format(scores['r_true_material'])} | "
                      f"{_format(scores['ssim_true_material'])} | {_format(entry['resolution_angstrom_mean'], 2)} |")
     learned = [name for name in report["scores"] if any(k.startswith("q_ssim_vs_") for k in report[name])]
     if learned:

@@ -9,6 +9,9 @@ the recording carries one. Scores (all over the scanned field of view):
   that skips vacuum);
 * ``ssim_material``: the SSIM map against the full-data reconstruction, averaged over
   the material only (offsets removed over the material);
+* ``r_material``: Pearson r with the full-data reconstruction over the material — the
+  truth score's functional (offset- and scale-free) with the full-data reconstruction in
+  place of the truth, for recordings that have none;
 * ``r_true_material``: Pearson r with the true phase (low-passed to the reconstruction's
   sampling) over the material; ``ssim_true_material``: SSIM against it over the material.
   Both ``None`` without a ground truth.
@@ -42,8 +45,10 @@ MATERIAL_CONTRAST = 3.0
 MATERIAL_CLEAN_RADIUS_ANGSTROM = 1.0
 #: the score that dose ratios use when every recording carries a ground truth / when one does not
 HEADLINE_WITH_TRUTH = "r_true_material"
-HEADLINE_WITHOUT_TRUTH = "ssim_material"
-SCORE_NAMES = ("ssim_field", "ssim_material", "r_true_material", "ssim_true_material")
+HEADLINE_WITHOUT_TRUTH = "r_material"
+SCORE_NAMES = ("ssim_field", "ssim_material", "r_material", "r_true_material", "ssim_true_material")
+#: the scores that need no truth (checked against the truth where one exists: evaluation/agreement.py)
+TRUTH_FREE_SCORES = ("ssim_field", "ssim_material", "r_material")
 
 
 def local_texture(phase: np.ndarray, pixel_size_angstrom: float,
@@ -85,12 +90,13 @@ class Scores:
 
     ssim_field: float
     ssim_material: float | None
+    r_material: float | None
     r_true_material: float | None
     ssim_true_material: float | None
     resolution_angstrom: float | None
 
     def as_dict(self) -> dict[str, float | None]:
-        return {"ssim_field": self.ssim_field, "ssim_material": self.ssim_material,
+        return {"ssim_field": self.ssim_field, "ssim_material": self.ssim_material, "r_material": self.r_material,
                 "r_true_material": self.r_true_material, "ssim_true_material": self.ssim_true_material,
                 "resolution_angstrom": self.resolution_angstrom}
 
@@ -135,12 +141,14 @@ class ScoreReference:
         field = ssim_phase(image, self.phase_rad, self.region)
         crop = image[self.region]
         material = ssim_over_mask(crop, self.phase_rad[self.region], self.material)
+        r_material = pearson(crop[self.material], self.phase_rad[self.region][self.material])
         r_true = ssim_true = None
         if self.truth_rad is not None:
             truth = self.truth_rad[self.region]
             r_true = pearson(crop[self.material], truth[self.material])
             ssim_true = ssim_over_mask(crop, truth, self.material)
-        return Scores(field, material, r_true, ssim_true, resolution_angstrom(crop, self.grid.pixel_size_angstrom))
+        return Scores(field, material, r_material, r_true, ssim_true,
+                      resolution_angstrom(crop, self.grid.pixel_size_angstrom))
 
 
 def ssim_over_mask(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
