@@ -44,7 +44,7 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
     assert report["full"]["ssim_mean"] == 1.0
     for strategy in ("adaptive", "random", "halton", "raster", "oracle-material"):
         scores = report["scores"][strategy]["30"]
-        assert set(scores) == {"ssim_field", "ssim_material", "r_true_material", "ssim_true_material"}
+        assert set(scores) == {"ssim_field", "ssim_material", "r_material", "r_true_material", "ssim_true_material"}
         assert 0 < scores["ssim_material"] <= 1 and 0 < scores["r_true_material"] <= 1
         assert scores["ssim_field"] == pytest.approx(report[strategy]["ssim_mean"])
     for key in ("q_ssim_vs_random", "q_ssim_vs_halton"):
@@ -101,6 +101,15 @@ def test_dose_quality_curves_score_prefixes_of_one_scan(tiny_model, recordings, 
     assert report["per_recording"][name]["family"] == "film"
     for strategy, entry in report["dose_ratio_by_family"].items():
         assert entry["film"] == pytest.approx(ratios[strategy]["mean"])
+    # simulations carry a truth: every truth-free score's ratios are held against the truth's
+    agreement = report["truth_free_agreement"]
+    assert set(agreement) == {"ssim_field", "ssim_material", "r_material"}
+    for score, entry in agreement.items():
+        by_score = report["dose_ratio_by_score"][score]
+        assert set(by_score) == set(ratios) and 0 <= entry["ranking_agreement"] <= entry["pair_agreement"] <= 1
+        for strategy, difference in entry["mean_ratio_difference"].items():
+            assert difference == pytest.approx(by_score[strategy]["mean"] - ratios[strategy]["mean"])
+    assert "Scores without a truth, held against it" in (out / "report.md").read_text()
 
 
 def test_the_reference_count_must_be_one_of_the_counts(recordings, tmp_path, capsys):
@@ -153,7 +162,7 @@ def test_a_last_step_shorter_than_the_models_is_cut_short_and_ground_truths_are_
 
 def test_a_recording_without_ground_truth_is_scored_over_its_material(recordings, tmp_path):
     """A Dectris recording carries no truth: the truth scores are null, the headline is
-    ssim_material, and the curves and dose ratios are still there."""
+    r_material, and the curves and dose ratios are still there (no agreement to report)."""
     from scan_server.io.canonical import read_recording
     from scan_server.io.dectris import write_dectris
 
@@ -164,11 +173,12 @@ def test_a_recording_without_ground_truth_is_scored_over_its_material(recordings
                  "--positions", "20", "40", "--reference-positions", "20", "--final-iterations", "2",
                  "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["recordings"] == ["run"] and report["headline_score"] == "ssim_material"
+    assert report["recordings"] == ["run"] and report["headline_score"] == "r_material"
     scores = report["scores"]["halton"]["40"]
     assert scores["r_true_material"] is None and scores["ssim_true_material"] is None
     assert 0 < scores["ssim_material"] <= 1
     assert set(report["dose_ratio_vs_halton"]) == {"random", "raster", "oracle-material"}
+    assert "truth_free_agreement" not in report
 
 
 def test_strategies_can_be_chosen_and_a_value_map_model_is_evaluated_with_it(recordings, tmp_path, capsys):
