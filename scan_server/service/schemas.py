@@ -88,6 +88,21 @@ class SessionOpened(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class DetectorGeometry(BaseModel):
+    """The detector as measured from the session's own patterns (physics/calibration.py)."""
+
+    patterns: int = Field(description="patterns the calibration was fitted on")
+    radius_px: float = Field(description="the bright-field disc's measured radius, detector pixels")
+    nominal_radius_px: float = Field(description="the radius the spec's semi-angle, energy and sampling imply")
+    radius_disagrees: bool = Field(description="they differ by more than 2 % (a miscalibrated semi-angle or sampling)")
+    edge_sigma_px: float = Field(description="the disc edge's width (Gaussian σ), pixels")
+    centre_px: list[float] = Field(description="the disc centre (row, column) at the scan's centre, pixels")
+    descan_range_px: float = Field(description="how far the disc centre moves across the acquired positions, pixels")
+    hot_pixels: int
+    dead_pixels: int
+    background_per_px: float = Field(description="flat background, counts per pixel per frame")
+
+
 class SessionStatus(BaseModel):
     session_id: str
     status: Status
@@ -103,6 +118,8 @@ class SessionStatus(BaseModel):
     recording: str = Field(description="path of the session's HDF5 recording on the server")
     created_at: float
     updated_at: float
+    detector: DetectorGeometry | None = Field(None, description="the detector measured from the patterns so far "
+                                                                "(none before the first batch with beam)")
 
 
 class LiveStep(BaseModel):

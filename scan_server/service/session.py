@@ -27,7 +27,8 @@ from ..policy.model_folder import ModelCard
 from ..scanning.field_of_view import FieldOfView
 from ..scanning.state import ScanStrategy
 from .errors import ErrorCode, ServiceError
-from .schemas import AcquisitionSpec, LiveStep, LiveView, PositionsReply, SessionStatus, Status, Timings
+from .schemas import (AcquisitionSpec, DetectorGeometry, LiveStep, LiveView, PositionsReply, SessionStatus, Status,
+                      Timings)
 from .store import SessionFolder, SessionRecord, optics_of
 
 
@@ -249,4 +250,18 @@ class Session:
                 positions_planned=self.spec.total_positions, next_seq=self.next_seq, fallbacks=self.fallbacks,
                 last_timings=self.last_timings, model=self.record.model,
                 recording=str(self.folder.recording_path), created_at=self.record.created_at,
-                updated_at=self.updated_at)
+                updated_at=self.updated_at, detector=self._detector_geometry())
+
+    def _detector_geometry(self) -> DetectorGeometry | None:
+        """The meter's calibration as the status reports it. Call with the lock."""
+        calibration = self.meter.calibration
+        if calibration is None:
+            return None
+        positions = np.concatenate(self.positions) if self.positions else np.zeros((0, 2))
+        return DetectorGeometry(patterns=calibration.patterns, radius_px=calibration.radius_px,
+                                nominal_radius_px=calibration.nominal_radius_px,
+                                radius_disagrees=calibration.radius_disagrees,
+                                edge_sigma_px=calibration.edge_sigma_px, centre_px=list(calibration.centre_px),
+                                descan_range_px=calibration.descan_range_px(positions),
+                                hot_pixels=calibration.hot_pixels, dead_pixels=calibration.dead_pixels,
+                                background_per_px=calibration.background_per_px)

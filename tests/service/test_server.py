@@ -71,6 +71,11 @@ def test_value_map_session_decides_without_a_reconstruction(server, wire, record
     fov = np.ptp(recording.positions_angstrom, axis=0)
     chosen = np.concatenate([np.asarray(r["positions_angstrom"]).reshape(-1, 2) for r in replies])
     assert ((chosen >= 0) & (chosen <= fov + 1e-9)).all() and len(np.unique(chosen, axis=0)) == len(chosen)
+    # the detector the session measured from its own patterns: an ideal simulated one, as its spec says
+    with server.http() as client:
+        detector = client.get(f"/sessions/{opened['session_id']}").json()["detector"]
+    assert detector["patterns"] == 35 and not detector["radius_disagrees"] and detector["hot_pixels"] == 0
+    assert abs(detector["radius_px"] / detector["nominal_radius_px"] - 1) < 0.02
 
 
 @pytest.mark.parametrize("strategy", ["halton", "random", "raster"])
