@@ -17,7 +17,6 @@ import torch
 from scan_server.evaluation.dose import dose_ratio
 from scan_server.evaluation.evaluate import _recorded_run, ground_truth, score_reference, score_strategies
 from scan_server.io.open import open_recording
-from scan_server.physics.detector_signals import recording_dark_field
 from scan_server.policy.checkpoint import load_model_folder
 
 
@@ -36,10 +35,9 @@ def main() -> None:
         acquisition = open_recording(path)
         full = ground_truth(acquisition, device, cache=Path(args.cache))
         reference = score_reference(acquisition, full)
-        dark_field = recording_dark_field(acquisition)
         chosen = {}
         for name in args.strategies:
-            run = _recorded_run(name, acquisition, max(args.positions), i, reference, model, dark_field)
+            run = _recorded_run(name, acquisition, max(args.positions), i, reference, model)
             chosen[name] = {c: run[:c] for c in args.positions}
         result = score_strategies(acquisition, full, chosen, 30, 250, device, reference)
         line = [Path(path).stem[:28].ljust(28), f"mat {reference.material_fraction:.2f}"]

@@ -9,13 +9,14 @@ too and compared with the truth's:
 
 * ``mean_ratio_difference``: per strategy, its mean dose ratio by the score − by the truth;
 * ``ranking_agreement``: the fraction of recordings on which the score orders every pair of
-  strategies (Halton at 1 included) as the truth does; a pair whose ratios differ by less
-  than ``TIE`` under either score is a tie and agrees with any order (interpolated crossings
-  between sparse counts are not finer than that);
+  strategies (Halton at 1 included) as the truth does; a pair whose true ratios differ by
+  less than ``TIE`` is a tie and any order agrees with it (interpolated crossings between
+  sparse counts are not finer than that), but a score that calls a true difference a tie
+  does not agree (it would miss a saving);
 * ``pair_agreement``: the fraction of all (recording, pair) cases that agree.
 
 The truth-free headline (``scores.HEADLINE_WITHOUT_TRUTH``) is the score that agrees best
-(docs/evaluation.md has the measurements).
+(docs/evaluation.md, "Scores without a truth", has the measurements).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ TIE = 0.05
 
 
 def _orders_agree(truth: dict[str, float], other: dict[str, float]) -> list[bool]:
-    """For each pair of strategies: whether ``other`` orders it as ``truth`` does (ties agree)."""
+    """For each pair of strategies: whether ``other`` orders it as ``truth`` does (a true tie agrees)."""
     agree = []
     for a, b in combinations(sorted(truth), 2):
         t, o = truth[a] - truth[b], other[a] - other[b]
-        agree.append(abs(t) < TIE or abs(o) < TIE or (t > 0) == (o > 0))
+        agree.append(abs(t) < TIE or (abs(o) >= TIE and (t > 0) == (o > 0)))
     return agree
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
-from ..physics.detector_signals import recording_dark_field
+from ..physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px
 from ..physics.reconstruct import (
     GROUND_TRUTH_ITERATIONS,
     Reconstruction,
@@ -170,16 +170,17 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
 
 
 def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, reference: ScoreReference,
-                  model: AdaptiveModel | None = None, dark_field: np.ndarray | None = None,
-                  per_step: int = DEFAULT_PER_STEP) -> np.ndarray:
+                  model: AdaptiveModel | None = None, per_step: int = DEFAULT_PER_STEP) -> np.ndarray:
     """Indices of a strategy that decides without a reconstruction (a baseline, a reference,
     the value map) played on the recording to ``count`` positions in steps of ``per_step``, in
-    acquisition order."""
+    acquisition order. The value map sees the dark field metered as the service meters it:
+    calibrated on the scan's own patterns as they arrive."""
     microscope = VirtualMicroscope(acquisition.positions_angstrom)
     context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
                               learned=None if model is None else partial(learned_strategy, model),
                               material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
-    return run_strategy(build_strategy(name, context), microscope, count, per_step, dark_field=dark_field)
+    meter = DarkFieldMeter(acquisition_nominal_radius_px(acquisition)) if name == VALUE_MAP else None
+    return run_strategy(build_strategy(name, context), microscope, count, per_step, meter, acquisition.frames)
 
 
 def evaluated_strategies(model: AdaptiveModel | None, only: list[str] | None = None) -> list[str]:
@@ -199,13 +200,12 @@ def choose_positions(acquisition: Acquisition, model: AdaptiveModel | None, plan
     to the largest count (its prefixes), the others planned per count; the learned ones only
     with a model (with its own Halton start; ``adaptive`` through the batched rollout)."""
     chosen = {}
-    dark_field = recording_dark_field(acquisition) if model is not None and VALUE_MAP in model.strategies else None
     for name in evaluated_strategies(model, only):
         if name == ADAPTIVE:
             run = _adaptive_indices(acquisition, model, plan.largest, device)  # type: ignore[arg-type]
             chosen[name] = {c: run[:c] for c in plan.positions}
         elif STRATEGIES[name].sequential:
-            run = _recorded_run(name, acquisition, plan.largest, seed, reference, model, dark_field, per_step)
+            run = _recorded_run(name, acquisition, plan.largest, seed, reference, model, per_step)
             chosen[name] = {c: run[:c] for c in plan.positions}
         else:
             chosen[name] = {c: _recorded_run(name, acquisition, c, seed, reference) for c in plan.positions}

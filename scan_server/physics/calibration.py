@@ -61,8 +61,9 @@ class DetectorCalibration:
     radius_px, edge_sigma_px: the disc's measured radius and edge width (Gaussian σ);
     nominal_radius_px: α/λ in pixels from the metadata; bad_pixels (M, M) bool: hot or dead,
     never counted; hot_pixels, dead_pixels: how many; background_per_px: flat counts per
-    pixel per frame subtracted before counting; median_counts: a frame's median total counts
-    (a frame under ``BLANKED_FRACTION`` of it is blanked)."""
+    pixel per frame subtracted before counting; median_counts: a frame's median counts from the
+    beam (good pixels, background subtracted; a frame under ``BLANKED_FRACTION`` of it is
+    blanked); patterns: the frames with beam it was measured on."""
 
     centre_px: tuple[float, float]
     reference_angstrom: tuple[float, float]
@@ -85,6 +86,16 @@ class DetectorCalibration:
     def dark_field_radius_px(self) -> float:
         """Where dark field starts (px from the disc centre)."""
         return self.radius_px + max(MARGIN_SIGMAS * self.edge_sigma_px, MIN_MARGIN_PX)
+
+    @property
+    def dark_field_floor(self) -> float:
+        """The least dark-field fraction a pattern can show above its noise: one count, or the
+        Poisson noise of the background over the dark-field pixels, over a frame's median counts
+        (what zero reads as; the evidence's logarithms start here)."""
+        rows, columns = np.indices(self.bad_pixels.shape)
+        pixels = float(np.sum((np.hypot(rows - self.centre_px[0], columns - self.centre_px[1])
+                               > self.dark_field_radius_px) & ~self.bad_pixels))
+        return max(1.0, math.sqrt(self.background_per_px * pixels)) / max(self.median_counts, 1.0)
 
     @property
     def radius_error(self) -> float:
@@ -154,6 +165,7 @@ def find_bad_pixels(mean_pattern: np.ndarray, frames: int) -> tuple[np.ndarray, 
 
 def _edge_profile(radius: np.ndarray, level: float, amplitude: float, radius_px: float,
                   sigma_px: float) -> np.ndarray:
+    """The disc's radial profile (module docstring) at radii (n,) px."""
     return level + amplitude * 0.5 * special.erfc((radius - radius_px) / (math.sqrt(2.0) * sigma_px))
 
 
@@ -162,10 +174,12 @@ def fit_disc(mean_pattern: np.ndarray, good: np.ndarray, centre_guess_px: np.nda
     """The disc's centre (2,) px, radius px and edge σ px in a mean pattern (M, M) over its
     ``good`` pixels: centre from the pixels above half the disc's plateau, then radius and
     edge from a least-squares fit of the edge profile within 0.5–1.6 × the guessed radius."""
-    plateau = float(np.median(mean_pattern[good & (_radius_grid(len(mean_pattern), centre_guess_px[None])[0]
-                                                   < 0.6 * radius_guess_px)]))
-    outside = float(np.median(mean_pattern[good & (_radius_grid(len(mean_pattern), centre_guess_px[None])[0]
-                                                   > 1.6 * radius_guess_px)])) if good.any() else 0.0
+    radius_guess = _radius_grid(len(mean_pattern), centre_guess_px[None])[0]
+    inner, outer = good & (radius_guess < 0.6 * radius_guess_px), good & (radius_guess > 1.6 * radius_guess_px)
+    if not inner.any():
+        raise ParameterError("no bright-field disc in the patterns: is the beam on the detector?")
+    plateau = float(np.median(mean_pattern[inner]))
+    outside = float(np.median(mean_pattern[outer])) if outer.any() else 0.0
     bright = good & (mean_pattern > 0.5 * (plateau + outside))
     labels, count = ndimage.label(bright)
     if count == 0:
@@ -224,30 +238,38 @@ def fit_descan(positions_angstrom: np.ndarray, centres_px: np.ndarray) -> tuple[
     return reference, solution[0], solution[1:].T
 
 
-def corner_background(frames: np.ndarray, centre_px: np.ndarray, good: np.ndarray) -> float:
-    """The flat background, counts per pixel per frame: the mean of the good pixels beyond
-    the detector's inscribed circle, at ``BACKGROUND_QUANTILE`` over the frames (where vacuum
-    was scanned, its dark counts; on a film also some of its highest-angle scattering, which
-    is less per pixel than it scatters nearer the disc)."""
+def corner_background(frames: np.ndarray, centre_px: np.ndarray, radius_px: float, good: np.ndarray) -> float:
+    """The flat background, counts per pixel per frame: the mean of the good pixels beyond the
+    detector's inscribed circle over the frames whose annulus between 1.6 R and the inscribed
+    circle holds the fewest counts (the ``BACKGROUND_QUANTILE`` of them: where vacuum was
+    scanned, its dark counts; on a film also some of its highest-angle scattering, which is
+    less per pixel than it scatters nearer the disc). The frames are chosen by the annulus,
+    not by the corners, so the corners' own noise does not bias the level low."""
     stack = np.asarray(frames, dtype=np.float64)
     radius = _radius_grid(stack.shape[-1], np.asarray(centre_px)[None])[0]
     corners = good & (radius > stack.shape[-1] / 2)
+    annulus = good & (radius > 1.6 * radius_px) & (radius <= stack.shape[-1] / 2)
     if not corners.any():
         return 0.0
-    return float(max(np.quantile(stack[:, corners].mean(axis=1), BACKGROUND_QUANTILE), 0.0))
+    quiet = stack[:, annulus].sum(axis=1) if annulus.any() else np.zeros(len(stack))
+    chosen = quiet <= np.quantile(quiet, BACKGROUND_QUANTILE)
+    return float(max(stack[chosen][:, corners].mean(), 0.0))
 
 
-def calibrate(frames: np.ndarray, positions_angstrom: np.ndarray, nominal_radius: float) -> DetectorCalibration:
+def calibrate(frames: np.ndarray, positions_angstrom: np.ndarray, nominal_radius_px: float) -> DetectorCalibration:
     """Measure the detector's geometry from frames (n, M, M) taken at positions (n, 2) Å,
-    starting from the metadata's disc radius ``nominal_radius`` px at the detector's centre."""
+    starting from the metadata's disc radius ``nominal_radius_px`` at the detector's centre."""
     stack = np.asarray(frames, dtype=np.float64)
     if stack.ndim != 3 or stack.shape[-1] != stack.shape[-2] or len(stack) == 0:
         raise ParameterError(f"calibration needs frames (n, M, M) with n ≥ 1, got {stack.shape}")
-    totals = stack.sum(axis=(1, 2))
-    if not (totals > 0).any():
+    if not (stack.sum(axis=(1, 2)) > 0).any():
         raise ParameterError("the patterns hold no counts: is the beam on the detector?")
-    median_counts = float(np.median(totals[totals > 0]))
+    hot, dead = find_bad_pixels(stack.mean(axis=0), len(stack))  # hot pixels count with the beam blanked too
+    totals = stack[:, ~hot].sum(axis=1)
+    median_counts = float(np.median(totals[totals > 0])) if (totals > 0).any() else 0.0
     lit = totals >= BLANKED_FRACTION * median_counts
+    if median_counts <= 0 or lit.sum() == 0:
+        raise ParameterError("the patterns hold no counts but in hot pixels: is the beam on the detector?")
     lit_frames = stack[lit]
     mean_pattern = lit_frames.mean(axis=0)
     hot, dead = find_bad_pixels(mean_pattern, len(lit_frames))
@@ -255,16 +277,21 @@ def calibrate(frames: np.ndarray, positions_angstrom: np.ndarray, nominal_radius
     detector_px = stack.shape[-1]
     guess = np.full(2, detector_px / 2.0)
     cleaned = np.where(good, mean_pattern, ndimage.median_filter(mean_pattern, size=5, mode="nearest"))
-    centre, radius_px, sigma_px = fit_disc(cleaned, good, guess, nominal_radius)
-    centres = frame_centres(lit_frames, centre, radius_px, good)
-    reference, centre_at_reference, gradient = fit_descan(np.asarray(positions_angstrom)[lit], centres)
+    centre, radius_px, sigma_px = fit_disc(cleaned, good, guess, nominal_radius_px)
+    background = corner_background(lit_frames, centre, radius_px, good)
+    # the beam's own counts (background off): a blanked frame holds only the background's
+    signal = stack[:, good].sum(axis=1) - background * good.sum()
+    median_signal = float(np.median(signal[signal > 0])) if (signal > 0).any() else median_counts
+    beam = signal >= BLANKED_FRACTION * median_signal
+    beam = beam if beam.any() else lit
+    centres = frame_centres(stack[beam], centre, radius_px, good)
+    reference, centre_at_reference, gradient = fit_descan(np.asarray(positions_angstrom)[beam], centres)
     if not np.all(np.isfinite(centre_at_reference)):
         centre_at_reference = centre
-    background = corner_background(lit_frames, centre, good)
     return DetectorCalibration(tuple(float(v) for v in centre_at_reference),  # type: ignore[arg-type]
                                tuple(float(v) for v in reference), gradient,  # type: ignore[arg-type]
-                               radius_px, sigma_px, float(nominal_radius), ~good, int(hot.sum()), int(dead.sum()),
-                               background, median_counts, int(len(stack)))
+                               radius_px, sigma_px, float(nominal_radius_px), ~good, int(hot.sum()), int(dead.sum()),
+                               background, median_signal, int(beam.sum()))
 
 
 def calibrated_dark_field(frames: np.ndarray, positions_angstrom: np.ndarray,
@@ -281,8 +308,8 @@ def calibrated_dark_field(frames: np.ndarray, positions_angstrom: np.ndarray,
                > calibration.dark_field_radius_px) & good[None]
     signal = np.where(good[None], stack - calibration.background_per_px, 0.0)
     total = signal.sum(axis=(1, 2))
+    blanked = total < BLANKED_FRACTION * calibration.median_counts
     dark = np.where(outside, signal, 0.0).sum(axis=(1, 2))
-    blanked = stack.sum(axis=(1, 2)) < BLANKED_FRACTION * calibration.median_counts
     with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.clip(dark / total, 0.0, 1.0)
+        fraction = np.clip(dark / total, calibration.dark_field_floor, 1.0)
     return np.where(blanked | ~(total > 0), np.nan, fraction)

@@ -60,19 +60,18 @@ def recording_dark_field(acquisition: Acquisition, chunk: int = 1024,
 
 class DarkFieldMeter:
     """A scan's calibrated dark-field fractions, in acquisition order. ``add`` each batch;
-    ``fractions`` are those of every pattern so far, all under the current calibration
-    (NaN: a frame without beam, or no calibration possible yet). Until it has calibrated on
-    ``SETTLE_PATTERNS`` frames with counts it keeps those frames (no more) and refits on
-    every batch; then it keeps that calibration."""
+    ``fractions`` are those of every pattern so far (NaN: a frame without beam, or none
+    calibrated yet). Until it has calibrated on ``SETTLE_PATTERNS`` frames with counts it
+    refits on every batch on the latest ``SETTLE_PATTERNS`` of them (never more: memory and
+    time per batch stay bounded whatever comes) and re-meters those; then it keeps that
+    calibration."""
 
-    def __init__(self, nominal_radius: float) -> None:
-        if not nominal_radius > 0:
-            raise ParameterError(f"the nominal disc radius must be positive, got {nominal_radius} px")
-        self.nominal_radius_px = float(nominal_radius)
+    def __init__(self, nominal_radius_px: float) -> None:
+        if not nominal_radius_px > 0:
+            raise ParameterError(f"the nominal disc radius must be positive, got {nominal_radius_px} px")
+        self.nominal_radius_px = float(nominal_radius_px)
         self.calibration: DetectorCalibration | None = None
-        self._kept_frames: list[np.ndarray] = []
-        self._kept_positions: list[np.ndarray] = []
-        self._kept_index: list[np.ndarray] = []
+        self._kept: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, frame (M, M), position (2,))
         self._fractions = np.zeros(0)
         self._settled = False
 
@@ -84,6 +83,11 @@ class DarkFieldMeter:
     def count(self) -> int:
         return len(self._fractions)
 
+    @property
+    def kept(self) -> int:
+        """Frames held for calibrating (at most ``SETTLE_PATTERNS``)."""
+        return len(self._kept)
+
     def add(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> np.ndarray:
         """Meter a batch: frames (n, M, M) counts at positions (n, 2) Å; returns its fractions (n,)."""
         frames = np.asarray(frames)
@@ -91,31 +95,28 @@ class DarkFieldMeter:
         if len(frames) != len(positions):
             raise ParameterError(f"{len(frames)} frames but {len(positions)} positions")
         start = len(self._fractions)
-        if self._settled:
-            batch = calibrated_dark_field(frames, positions, self.calibration)  # type: ignore[arg-type]
-            self._fractions = np.concatenate([self._fractions, batch])
-            return batch
         self._fractions = np.concatenate([self._fractions, np.full(len(frames), np.nan)])
-        lit = frames.reshape(len(frames), -1).sum(axis=1) > 0 if len(frames) else np.zeros(0, dtype=bool)
-        self._kept_frames.append(frames[lit])
-        self._kept_positions.append(positions[lit])
-        self._kept_index.append(start + np.flatnonzero(lit))
-        kept_frames = np.concatenate(self._kept_frames)
-        if len(kept_frames):
-            self._recalibrate(kept_frames)
+        if not self._settled:
+            lit = np.flatnonzero(frames.reshape(len(frames), -1).sum(axis=1) > 0) if len(frames) else []
+            self._kept = (self._kept + [(start + i, frames[i], positions[i]) for i in lit])[-SETTLE_PATTERNS:]
+            self._recalibrate()
+        if self.calibration is not None:
+            self._fractions[start:] = calibrated_dark_field(frames, positions, self.calibration)
         return self._fractions[start:]
 
-    def _recalibrate(self, kept_frames: np.ndarray) -> None:
-        """Refit on every kept frame and re-meter them; settle once there are enough."""
-        positions, index = np.concatenate(self._kept_positions), np.concatenate(self._kept_index)
+    def _recalibrate(self) -> None:
+        """Refit on the kept frames and re-meter them; settle once there are enough."""
+        if not self._kept:
+            return
+        index = np.asarray([k[0] for k in self._kept])
+        frames, positions = np.stack([k[1] for k in self._kept]), np.stack([k[2] for k in self._kept])
         try:
-            self.calibration = calibrate(kept_frames, positions, self.nominal_radius_px)
+            self.calibration = calibrate(frames, positions, self.nominal_radius_px)
         except ParameterError:  # no disc yet: no evidence until there is
             return
-        self._fractions[index] = calibrated_dark_field(kept_frames, positions, self.calibration)
-        if len(kept_frames) >= SETTLE_PATTERNS:
-            self._settled = True
-            self._kept_frames, self._kept_positions, self._kept_index = [], [], []
+        self._fractions[index] = calibrated_dark_field(frames, positions, self.calibration)
+        if len(self._kept) >= SETTLE_PATTERNS:
+            self._settled, self._kept = True, []
 
     @property
     def fractions(self) -> np.ndarray:

@@ -4,30 +4,36 @@ reconstruction are played by ``rollout``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import ParameterError
+from ..physics.detector_signals import DarkFieldMeter
 from .registry import StrategyContext, build_strategy
 from .state import ScanState, ScanStrategy
 from .virtual_microscope import VirtualMicroscope
 
 
 def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
-                 per_step: int = 50, dark_field: np.ndarray | None = None) -> np.ndarray:
+                 per_step: int = 50, meter: DarkFieldMeter | None = None, patterns: Any = None) -> np.ndarray:
     """Acquire ``total`` positions in sub-sequences of ``per_step``; returns the recording
-    indices used, in acquisition order. ``dark_field``: the dark-field fraction (N,) of every
-    recorded pattern, shown to the strategy for the patterns it acquired."""
+    indices used, in acquisition order. With a ``meter`` and the recording's ``patterns``
+    (N, M, M) the acquired patterns are metered step by step, as a session of the service
+    meters them, and the strategy sees their calibrated dark-field fractions."""
     indices: list[np.ndarray] = []
     acquired = np.empty((0, 2))
     step = 0
     while len(acquired) < total:
         count = min(per_step, total - len(acquired))
-        seen = dark_field[np.concatenate(indices)] if dark_field is not None and indices else None
+        seen = meter.fractions if meter is not None and indices else None
         state = ScanState(acquired, None, step, dark_field_fraction=seen,
                           extent_angstrom=microscope.field.extent_angstrom)
         proposal = strategy.next_positions(state, count)
         chosen = microscope.nearest_unused(microscope.to_angstrom(proposal))
         indices.append(chosen)
+        if meter is not None:
+            meter.add(np.stack([np.asarray(patterns[int(i)]) for i in chosen]), microscope.recorded[chosen])
         acquired = np.concatenate([acquired, microscope.to_unit(microscope.recorded[chosen])])
         step += 1
     return np.concatenate(indices)

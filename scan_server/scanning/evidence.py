@@ -50,8 +50,12 @@ COHERENCE_MIN = 0.3
 COHERENCE_SIGMAS = 3.0
 #: the neighbours' average is over a Gaussian of σ = max(this, the scan's mean spacing), Å
 COHERENCE_SIGMA_ANGSTROM = 1.5
-#: at most this many patterns (evenly strided) enter the level fit, so its cost is bounded
+#: at most this many patterns (evenly strided) enter the level fit, so its cost is bounded …
 LEVEL_FIT_PATTERNS = 2000
+#: … and each is compared with at most this many nearest neighbours
+NEIGHBOURS = 32
+#: the maps on the session's scale are clipped to ± this (a film's scale is its own small spread)
+RELATIVE_CLIP = 3.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,10 @@ class MaterialLevels:
         return self.vacuum_log is not None
 
     def relative(self, log_dark_field: np.ndarray) -> np.ndarray:
-        """log₁₀ dark-field fractions on the session's scale: 0 material, −1 vacuum."""
-        return (np.asarray(log_dark_field, dtype=np.float64) - self.material_log) / self.contrast_log
+        """log₁₀ dark-field fractions on the session's scale: 0 material, −1 vacuum (clipped to
+        ± ``RELATIVE_CLIP``)."""
+        relative = (np.asarray(log_dark_field, dtype=np.float64) - self.material_log) / self.contrast_log
+        return np.clip(relative, -RELATIVE_CLIP, RELATIVE_CLIP)
 
     def as_dict(self) -> dict:
         return {"material_log": self.material_log, "vacuum_log": self.vacuum_log,
@@ -92,15 +98,18 @@ def log_dark_field(dark_field_fraction: np.ndarray) -> tuple[np.ndarray, float]:
 
 def neighbour_average(positions_angstrom: np.ndarray, values: np.ndarray, sigma_angstrom: float) -> np.ndarray:
     """Each point's leave-one-out Gaussian average (P,) of ``values`` (P,) at positions (P, 2) Å
-    over the others within 3 σ (its own value where it has no neighbour)."""
-    tree = cKDTree(positions_angstrom)
-    pairs = tree.sparse_distance_matrix(tree, 3 * sigma_angstrom, output_type="coo_matrix")
-    off = pairs.row != pairs.col
-    rows, columns = pairs.row[off], pairs.col[off]
-    weight = np.exp(-0.5 * (pairs.data[off] / sigma_angstrom) ** 2)
-    total = np.bincount(rows, weight, len(values))
-    summed = np.bincount(rows, weight * values[columns], len(values))
-    return np.where(total > 0, summed / np.maximum(total, 1e-300), values)
+    over its ``NEIGHBOURS`` nearest others within 3 σ (NaN where it has none): P · NEIGHBOURS
+    pairs at most, whatever the density."""
+    count = min(NEIGHBOURS + 1, len(values))
+    distance, index = cKDTree(positions_angstrom).query(positions_angstrom, k=count,
+                                                        distance_upper_bound=3 * sigma_angstrom)
+    distance, index = distance.reshape(len(values), -1)[:, 1:], index.reshape(len(values), -1)[:, 1:]
+    found = np.isfinite(distance)
+    weight = np.where(found, np.exp(-0.5 * (np.where(found, distance, 0.0) / sigma_angstrom) ** 2), 0.0)
+    neighbour = values[np.where(found, index, 0)]
+    total = weight.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (weight * neighbour).sum(axis=1) / total, np.nan)
 
 
 def material_levels(positions_angstrom: np.ndarray, dark_field_fraction: np.ndarray,
@@ -119,7 +128,12 @@ def material_levels(positions_angstrom: np.ndarray, dark_field_fraction: np.ndar
         return MaterialLevels(level, None, 1.0, 0.0, floor)
     spacing = float(np.sqrt(np.prod(np.maximum(extent_angstrom, 1e-6)) / len(values)))
     smoothed = neighbour_average(positions, values, max(COHERENCE_SIGMA_ANGSTROM, spacing))
-    coherence = float(np.corrcoef(values, smoothed)[0, 1]) if np.ptp(smoothed) > 0 else 0.0
+    paired = np.isfinite(smoothed)
+    values, smoothed = values[paired], smoothed[paired]
+    if len(values) < 8 or np.ptp(smoothed) == 0 or np.ptp(values) == 0:
+        return MaterialLevels(float(np.median(values)) if len(values) else float(np.log10(floor)), None, 1.0, 0.0,
+                              floor)
+    coherence = float(np.corrcoef(values, smoothed)[0, 1])
     if coherence >= max(COHERENCE_MIN, COHERENCE_SIGMAS / np.sqrt(len(values))):
         split = threshold_otsu(smoothed)
         material, vacuum = float(np.median(values[smoothed > split])), float(np.median(values[smoothed <= split]))

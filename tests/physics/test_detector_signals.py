@@ -89,10 +89,11 @@ def test_an_isolated_bright_pixel_is_hot_a_bright_feature_is_not():
 def test_dark_field_is_counted_beyond_the_measured_edge_and_blanked_frames_are_no_evidence():
     frames = np.stack([_disc_pattern(12.0), _disc_pattern(12.0, outside=1.0), np.zeros((64, 64))] * 4)
     positions = np.random.default_rng(0).random((12, 2)) * 10
-    calibration = calibrate(frames, positions, nominal_radius=12.5)
+    calibration = calibrate(frames, positions, nominal_radius_px=12.5)
     assert abs(calibration.radius_px - 12.0) < 0.5
     fractions = calibrated_dark_field(frames, positions, calibration)
-    assert np.all(fractions[0::3] < 1e-12) and np.all(np.isnan(fractions[2::3]))
+    assert np.all(fractions[0::3] == calibration.dark_field_floor) and np.all(np.isnan(fractions[2::3]))
+    assert calibration.dark_field_floor == 1 / calibration.median_counts  # no background: one count
     outside = (np.hypot(*(np.indices((64, 64)) - 32.0)) > calibration.dark_field_radius_px).sum()
     np.testing.assert_allclose(fractions[1::3], outside / (outside + 100.0 * (frames[0] > 0).sum()), rtol=0.01)
 
@@ -143,8 +144,35 @@ def test_a_meter_waits_through_beamless_batches_and_keeps_no_more_than_it_needs(
     acquisition = recordings["ideal"]
     meter = DarkFieldMeter(acquisition_nominal_radius_px(acquisition))
     dark = meter.add(np.zeros((5, 64, 64)), np.zeros((5, 2)))
-    assert np.isnan(dark).all() and meter.calibration is None
+    assert np.isnan(dark).all() and meter.calibration is None and meter.kept == 0
     batch = np.arange(50)
     meter.add(np.stack([acquisition.frames[int(i)] for i in batch]), acquisition.positions_angstrom[batch])
     assert meter.calibration is not None and np.isnan(meter.fractions[:5]).all()
-    assert np.isfinite(meter.fractions[5:]).all() and meter.count == 55
+    assert np.isfinite(meter.fractions[5:]).all() and meter.count == 55 and meter.kept == 50
+    big = np.arange(50, 50 + 3 * SETTLE_PATTERNS)  # one batch larger than what calibrating needs
+    meter.add(np.stack([acquisition.frames[int(i)] for i in big]), acquisition.positions_angstrom[big])
+    assert meter.settled and meter.kept == 0 and np.isfinite(meter.fractions[5:]).all()
+
+
+def test_a_meter_that_never_sees_a_disc_holds_a_bounded_number_of_frames():
+    meter = DarkFieldMeter(10.0)
+    flat = np.ones((3 * SETTLE_PATTERNS, 16, 16))  # counts, but no disc anywhere
+    for batch in np.array_split(np.arange(len(flat)), 6):
+        meter.add(flat[batch], np.zeros((len(batch), 2)))
+        assert meter.kept <= SETTLE_PATTERNS
+    assert meter.count == len(flat)
+
+
+def test_a_blanked_frame_with_hot_pixels_is_still_blanked():
+    """At a low dose a hot pixel's 400 counts exceed a tenth of a frame's: the beam is judged on good pixels."""
+    rng = np.random.default_rng(2)
+    lit = rng.poisson(_disc_pattern(12.0) * 0.03 + 0.05, size=(40, 64, 64)).astype(float)
+    blanked = rng.poisson(0.05, size=(10, 64, 64)).astype(float)
+    frames = np.concatenate([lit, blanked])
+    frames[:, [3, 40, 60], [7, 50, 2]] += 400.0  # hot pixels, in every frame
+    positions = rng.random((50, 2)) * 10
+    calibration = calibrate(frames, positions, nominal_radius_px=12.0)
+    assert calibration.hot_pixels == 3
+    fractions = calibrated_dark_field(frames, positions, calibration)
+    assert np.isnan(fractions[40:]).all() and np.isfinite(fractions[:40]).all()
+    assert np.median(fractions[:40]) < 0.05  # the hot pixels are not dark field
