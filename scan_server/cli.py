@@ -234,7 +234,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: ./models)")
-    p.add_argument("--evaluation", type=Path, metavar="REPORT_JSON", help="record an evaluation's figures in the card")
+    p.add_argument("--evaluation", type=Path, nargs="+", metavar="REPORT_JSON",
+                   help="record each evaluation's figures in the card")
     p.add_argument("--replace", action="store_true", help="overwrite an installed model of the same name")
 
 

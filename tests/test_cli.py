@@ -69,6 +69,13 @@ def test_a_randomised_detector_is_drawn_per_recording_and_refuses_fixed_options(
     drawn = [read_recording(tmp_path / f"small_00000{i}.h5").metadata for i in (1, 2)]
     assert drawn[0]["detector"] != drawn[1]["detector"]
     assert all(1e3 <= m["electrons_per_pattern"] <= 1e6 for m in drawn)
+    from scan_server.training.data import TrainingData
+
+    physics = TrainingData(tmp_path).describe()["physics"]  # what a model card records of its training data
+    assert physics["families"] == ["film"] and physics["detector_ranges"]["psf_px"] == [0.0, 2.0]
+    low, high = physics["detector_spans"]["psf_px"]
+    assert low == min(m["detector"]["psf_px"] for m in drawn) and high == max(m["detector"]["psf_px"] for m in drawn)
+    assert physics["electrons_per_pattern"][0] == min(m["electrons_per_pattern"] for m in drawn)
     assert main(["simulate", "--preset", "small", "--randomise-detector", "--dark-counts", "1",
                  "--out", str(tmp_path)]) == 2
     assert "--randomise-detector draws the detector" in capsys.readouterr().err

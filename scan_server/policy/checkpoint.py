@@ -33,14 +33,18 @@ def evaluation_summary(report: dict) -> dict:
         if strategy in report:
             summary[strategy] = {k: report[strategy][k] for k in ("ssim_mean", "ssim_std", "resolution_angstrom_mean")}
     summary.update({k: v for k, v in report.items() if k.startswith("q_")})
+    if "truth_free_agreement" in report:
+        summary["truth_free_agreement"] = report["truth_free_agreement"]
+    if report.get("dose_ratio_by_family"):
+        summary["dose_ratio_by_family"] = report["dose_ratio_by_family"]
     return summary
 
 
-def export_model(run: Path, models: Path, name: str, evaluation: Path | None = None,
+def export_model(run: Path, models: Path, name: str, evaluations: list[Path] | None = None,
                  replace_existing: bool = False) -> Path:
     """Copy a run's latest weights and card into ``models/NAME`` (card gains name and sha256,
-    and the evaluation figures of a ``report.json`` when one is given). An installed model is
-    never overwritten unless ``replace_existing``."""
+    and the evaluation figures of each ``report.json`` given). An installed model is never
+    overwritten unless ``replace_existing``."""
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ParameterError(f"model name {name!r}: use letters, digits, '-', '_' and '.'")
     source = ModelFolder(run)
@@ -55,9 +59,10 @@ def export_model(run: Path, models: Path, name: str, evaluation: Path | None = N
     card = dict(parsed.document)
     card.update({"name": name, "weights_sha256": ModelFolder(target).weights_sha256(),
                  "strategies": list(parsed.settings.strategies)})
-    if evaluation is not None:
+    for evaluation in evaluations or []:
         if not evaluation.is_file():
             raise ParameterError(f"{evaluation}: no such evaluation report")
-        card.setdefault("evaluations", []).append(evaluation_summary(json.loads(evaluation.read_text())))
+        summary = {"report": str(evaluation), **evaluation_summary(json.loads(evaluation.read_text()))}
+        card.setdefault("evaluations", []).append(summary)
     (target / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return target

@@ -41,6 +41,22 @@ def data_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def training_physics(acquisitions: list[Acquisition]) -> dict:
+    """What the recordings' simulated physics spans (from their metadata; empty for recorded
+    experiments): the specimen families, the detector ranges they were drawn from, and the
+    range of each drawn detector quantity and of the dose."""
+    metadata = [a.metadata for a in acquisitions]
+    families = sorted({(m.get("specimen") or {}).get("family") for m in metadata} - {None})
+    detectors = [m["detector"] for m in metadata if isinstance(m.get("detector"), dict)]
+    doses = [float(a.electrons_per_pattern) for a in acquisitions if a.electrons_per_pattern]
+    spans = {key: [min(d[key] for d in detectors), max(d[key] for d in detectors)]
+             for key in (detectors[0] if detectors else {}) if isinstance(detectors[0][key], (int, float))}
+    ranges = next(((m.get("simulation") or {}).get("detector_ranges") for m in metadata
+                   if (m.get("simulation") or {}).get("detector_ranges")), None)
+    return {"families": families, "detector_ranges": ranges, "detector_spans": spans,
+            "electrons_per_pattern": [min(doses), max(doses)] if doses else None}
+
+
 class TrainingData:
     """The recordings of a folder; ``rank`` and ``world`` split them between DDP processes."""
 
@@ -59,7 +75,7 @@ class TrainingData:
                     "energy_ev": first.optics.energy_ev, "semiangle_mrad": first.optics.semiangle_mrad,
                     "field_of_view_angstrom": np.ptp(first.positions_angstrom, axis=0).tolist()}
         return {"folder": str(self.folder), "recordings": [p.name for p in self.paths], "sha256": self.hash,
-                "geometry": geometry}
+                "geometry": geometry, "physics": training_physics(self.acquisitions)}
 
     def sample(self, rng: np.random.Generator, count: int) -> list[Acquisition]:
         return [self.acquisitions[i] for i in rng.integers(0, len(self.acquisitions), count)]

@@ -63,7 +63,7 @@ def test_evaluate_writes_a_well_formed_report(tiny_model, recordings, tmp_path, 
     run.mkdir(exist_ok=True)
     for name in ("model.safetensors", "model_card.json"):
         (run / name).write_bytes((tiny_model / name).read_bytes())
-    installed = export_model(run, tmp_path / "models", "with-eval", out / "report.json")
+    installed = export_model(run, tmp_path / "models", "with-eval", [out / "report.json"])
     card = json.loads((installed / "model_card.json").read_text())
     assert card["evaluations"][0]["adaptive"]["ssim_mean"] == report["adaptive"]["ssim_mean"]
 
