@@ -2,7 +2,7 @@
 against the previous release's path in the same run.
 
 Starts ``scan-server serve`` (a subprocess on loopback, free ports) with the shipped model
-of the chosen preset (the default ``models/mos2-cpu-v2`` for ``cpu``; a randomly initialised
+of the chosen preset (the default ``models/mos2-cpu-v3`` for ``cpu``; a randomly initialised
 model of the same size, with a value map, when none is installed: the latency does not depend
 on the weights), simulates one paper-geometry recording (100 × 100 positions, 64-px
 detector) into a temporary folder, and plays sessions of each ``--strategies`` (default: the

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..contracts import GroundTruth, ObjectGrid, ProbeOptics, RasterScan, SamplingGeometry
+from ..contracts import Acquisition, GroundTruth, ObjectGrid, ProbeOptics, RasterScan, SamplingGeometry
 from ..errors import ParameterError
 from ..io.canonical import RecordingWriter, frame_dtype
 from ..units import interaction_constant_rad_per_volt_angstrom
@@ -177,3 +177,19 @@ def _settings_record(settings: SimulationSettings) -> dict:
     record["specimen"]["vacancy_fraction_range"] = {
         k: list(v) for k, v in settings.specimen.vacancy_fraction_range.items()}
     return record
+
+
+def training_physics(acquisitions: list[Acquisition]) -> dict:
+    """What the recordings' simulated physics spans (from their metadata; empty for recorded
+    experiments): the specimen families, the detector ranges they were drawn from, and the
+    range of each drawn detector quantity and of the dose."""
+    metadata = [a.metadata for a in acquisitions]
+    families = sorted({(m.get("specimen") or {}).get("family") for m in metadata} - {None})
+    detectors = [m["detector"] for m in metadata if isinstance(m.get("detector"), dict)]
+    doses = [float(a.electrons_per_pattern) for a in acquisitions if a.electrons_per_pattern]
+    spans = {key: [min(d[key] for d in detectors), max(d[key] for d in detectors)]
+             for key in (detectors[0] if detectors else {}) if isinstance(detectors[0][key], (int, float))}
+    ranges = next(((m.get("simulation") or {}).get("detector_ranges") for m in metadata
+                   if (m.get("simulation") or {}).get("detector_ranges")), None)
+    return {"families": families, "detector_ranges": ranges, "detector_spans": spans,
+            "electrons_per_pattern": [min(doses), max(doses)] if doses else None}

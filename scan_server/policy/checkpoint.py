@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ParameterError
+from ..io.open import open_recording
+from ..physics.simulate import training_physics
 from ..scanning.registry import STRATEGIES
 from .model import AdaptiveModel
 from .model_folder import CARD_FILE, MODEL_FILE, ModelFolder
@@ -59,6 +61,12 @@ def export_model(run: Path, models: Path, name: str, evaluations: list[Path] | N
     card = dict(parsed.document)
     card.update({"name": name, "weights_sha256": ModelFolder(target).weights_sha256(),
                  "strategies": list(parsed.settings.strategies)})
+    data = card.get("data") or {}
+    folder = Path(str(data.get("folder", "")))
+    if data and not data.get("physics") and data.get("recordings") and folder.is_dir():
+        # a card written before cards recorded the physics: describe the data it names, where it still is
+        recordings = [open_recording(folder / n) for n in data["recordings"] if (folder / n).is_file()]
+        card["data"] = {**data, "physics": training_physics(recordings)} if recordings else data
     for evaluation in evaluations or []:
         if not evaluation.is_file():
             raise ParameterError(f"{evaluation}: no such evaluation report")

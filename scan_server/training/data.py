@@ -11,6 +11,7 @@ import torch
 from ..contracts import Acquisition
 from ..errors import ParameterError
 from ..io.open import open_recording
+from ..physics.simulate import training_physics
 
 
 def recording_paths(folder: Path) -> list[Path]:
@@ -39,22 +40,6 @@ def data_hash(paths: list[Path]) -> str:
         with path.open("rb") as f:
             digest.update(f.read(1 << 20))
     return digest.hexdigest()
-
-
-def training_physics(acquisitions: list[Acquisition]) -> dict:
-    """What the recordings' simulated physics spans (from their metadata; empty for recorded
-    experiments): the specimen families, the detector ranges they were drawn from, and the
-    range of each drawn detector quantity and of the dose."""
-    metadata = [a.metadata for a in acquisitions]
-    families = sorted({(m.get("specimen") or {}).get("family") for m in metadata} - {None})
-    detectors = [m["detector"] for m in metadata if isinstance(m.get("detector"), dict)]
-    doses = [float(a.electrons_per_pattern) for a in acquisitions if a.electrons_per_pattern]
-    spans = {key: [min(d[key] for d in detectors), max(d[key] for d in detectors)]
-             for key in (detectors[0] if detectors else {}) if isinstance(detectors[0][key], (int, float))}
-    ranges = next(((m.get("simulation") or {}).get("detector_ranges") for m in metadata
-                   if (m.get("simulation") or {}).get("detector_ranges")), None)
-    return {"families": families, "detector_ranges": ranges, "detector_spans": spans,
-            "electrons_per_pattern": [min(doses), max(doses)] if doses else None}
 
 
 class TrainingData:
