@@ -123,6 +123,9 @@ class DetectorDefects:
     @classmethod
     def draw(cls, model: DetectorModel, detector_px: int, rng: np.random.Generator,
              device: torch.device) -> DetectorDefects:
+        if model.hot_pixels + model.dead_pixels > detector_px**2:
+            raise ParameterError(f"detector: {model.hot_pixels} hot and {model.dead_pixels} dead pixels do not fit on "
+                                 f"{detector_px} × {detector_px} pixels")
         gain = np.clip(1.0 + model.gain_spread * rng.standard_normal((detector_px, detector_px)), 0.0, None)
         chosen = rng.choice(detector_px * detector_px, model.hot_pixels + model.dead_pixels, replace=False)
         hot, dead = np.zeros(detector_px**2, bool), np.zeros(detector_px**2, bool)

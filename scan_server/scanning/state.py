@@ -19,8 +19,9 @@ import numpy as np
 class ScanState:
     """What a strategy may look at: the positions acquired so far (P, 2) in [0, 1]², the
     current reconstruction (H, W) complex or ``None``, the step number, the pixel region of
-    the reconstruction that is the scanned field of view, the acquired patterns' dark-field
-    fractions (P,) (``physics.detector_signals``) and the field of view's extent (y, x) in Å."""
+    the reconstruction that is the scanned field of view, the acquired patterns' calibrated
+    dark-field fractions (P,) (``physics.detector_signals``; NaN where a pattern is no
+    evidence: the beam blanked, or no calibration yet) and the field of view's extent (y, x) in Å."""
 
     positions_unit: np.ndarray
     reconstruction: np.ndarray | None

@@ -176,3 +176,9 @@ def test_a_blanked_frame_with_hot_pixels_is_still_blanked():
     fractions = calibrated_dark_field(frames, positions, calibration)
     assert np.isnan(fractions[40:]).all() and np.isfinite(fractions[:40]).all()
     assert np.median(fractions[:40]) < 0.05  # the hot pixels are not dark field
+
+
+def test_more_bad_pixels_than_the_detector_has_is_refused():
+    with pytest.raises(ParameterError, match="do not fit"):
+        DetectorDefects.draw(DetectorModel(hot_pixels=200, dead_pixels=100), 16, np.random.default_rng(0),
+                             torch.device("cpu"))
