@@ -3,7 +3,7 @@
 Real experiments have no true phase, so the dose ratios reported on them come from a score
 against the full-data reconstruction. Such a score can point the wrong way (on independently
 simulated fields with vacuum, SSIM over the material said the GRU saves less dose or costs
-more where the truth said it saves 13–38 %: ``shared/design/adaptivity.md`` §5). So on every
+more where the truth said it saves 13–38 %: ``docs/adaptivity.md`` §5). So on every
 evaluation whose recordings carry a truth, each truth-free score's dose ratios are computed
 too and compared with the truth's:
 

@@ -6,7 +6,7 @@ Why: a real detector blurs the disc's edge (point-spread, charge sharing, resamp
 and the camera length are calibrated to a few per cent, the disc drifts with the scan and
 real frames carry dark counts and hot pixels. A dark-field fraction counted from the
 nominal radius on reads ~1 % in vacuum on such data instead of ~10⁻⁴ and hides the vacuum
-(``shared/design/adaptivity.md`` §5). Measured once the patterns are here, none of these
+(``docs/adaptivity.md`` §5). Measured once the patterns are here, none of these
 needs trusting.
 
 Conventions: detector pixel (row, column) with the nominal zero frequency at (M/2, M/2), as

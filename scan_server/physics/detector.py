@@ -19,7 +19,7 @@ recording (training's randomised detector physics). In the order they act on a p
 Miscalibrated metadata is the other half of a real detector: the recording's metadata says
 semi-angle α and sampling Δk, but the simulation used α / (1 + ``semiangle_error``) and
 Δk / (1 + ``sampling_error``) (so +0.03 writes a value 3 % too large, as in
-``shared/design/adaptivity.md`` §5: metadata 34 mrad, true 33).
+``docs/adaptivity.md`` §5: metadata 34 mrad, true 33).
 """
 
 from __future__ import annotations
