@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
-from ..physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px
+from ..physics.detector_signals import acquisition_nominal_radius_px
 from ..physics.reconstruct import (
     GROUND_TRUTH_ITERATIONS,
     Reconstruction,
@@ -47,7 +47,6 @@ from ..scanning.registry import (
     HALTON,
     REFERENCE_STRATEGIES,
     STRATEGIES,
-    VALUE_MAP,
     StrategyContext,
     build_strategy,
 )
@@ -179,8 +178,8 @@ def _recorded_run(name: str, acquisition: Acquisition, count: int, seed: int, re
     context = StrategyContext(count, seed, acquisition.scan.shape if acquisition.scan else None,
                               learned=None if model is None else partial(learned_strategy, model),
                               material_at_unit=lambda unit: reference.material_at(microscope.to_angstrom(unit)))
-    meter = DarkFieldMeter(acquisition_nominal_radius_px(acquisition)) if name == VALUE_MAP else None
-    return run_strategy(build_strategy(name, context), microscope, count, per_step, meter, acquisition.frames)
+    return run_strategy(build_strategy(name, context), microscope, count, per_step, acquisition.frames,
+                        acquisition_nominal_radius_px(acquisition))
 
 
 def evaluated_strategies(model: AdaptiveModel | None, only: list[str] | None = None) -> list[str]:

@@ -87,6 +87,7 @@ class ValueMapScan:
 
     name = VALUE_MAP
     needs_reconstruction = False
+    needs_dark_field = True
 
     def __init__(self, network: ValueMapNet, settings: ValueMapSettings, seed: int = 0) -> None:
         self.network = network

@@ -11,16 +11,19 @@ import numpy as np
 from ..errors import ParameterError
 from ..physics.detector_signals import DarkFieldMeter
 from .registry import StrategyContext, build_strategy
-from .state import ScanState, ScanStrategy
+from .state import ScanState, ScanStrategy, needs_dark_field
 from .virtual_microscope import VirtualMicroscope
 
 
-def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int,
-                 per_step: int = 50, meter: DarkFieldMeter | None = None, patterns: Any = None) -> np.ndarray:
+def run_strategy(strategy: ScanStrategy, microscope: VirtualMicroscope, total: int, per_step: int = 50,
+                 patterns: Any = None, nominal_radius_px: float | None = None) -> np.ndarray:
     """Acquire ``total`` positions in sub-sequences of ``per_step``; returns the recording
-    indices used, in acquisition order. With a ``meter`` and the recording's ``patterns``
-    (N, M, M) the acquired patterns are metered step by step, as a session of the service
-    meters them, and the strategy sees their calibrated dark-field fractions."""
+    indices used, in acquisition order. A strategy that reads the dark field, given the
+    recording's ``patterns`` (N, M, M) and the metadata's disc radius, sees the acquired
+    patterns' calibrated dark-field fractions, metered step by step as a session of the
+    service meters them."""
+    meter = DarkFieldMeter(nominal_radius_px) if needs_dark_field(strategy) and patterns is not None \
+        and nominal_radius_px is not None else None
     indices: list[np.ndarray] = []
     acquired = np.empty((0, 2))
     step = 0

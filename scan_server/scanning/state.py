@@ -45,6 +45,12 @@ def needs_reconstruction(strategy: ScanStrategy) -> bool:
     return bool(getattr(strategy, "needs_reconstruction", False))
 
 
+def needs_dark_field(strategy: ScanStrategy) -> bool:
+    """Whether the strategy looks at ``ScanState.dark_field_fraction`` (then the caller meters
+    the patterns before each decision; the others decide without)."""
+    return bool(getattr(strategy, "needs_dark_field", False))
+
+
 @runtime_checkable
 class StatefulStrategy(Protocol):
     """A strategy whose decisions depend on more than the acquired positions (a GRU's hidden

@@ -20,7 +20,7 @@ from ..device import configure_threads
 from ..physics.incremental import WarmStartSettings
 from ..physics.reconstruct import reconstruct_sets
 from ..scanning.baselines import halton_unit
-from ..scanning.state import ScanState, StatefulStrategy, needs_reconstruction
+from ..scanning.state import ScanState, StatefulStrategy, needs_reconstruction, needs_dark_field
 from .batching import Batcher
 from .prometheus_metrics import ServiceMetrics
 from .schemas import Timings
@@ -103,7 +103,7 @@ class Decider:
         t1 = time.perf_counter()
         with session.lock:
             acquired = session.unit(np.concatenate(session.positions))
-            dark_field = session.meter.fractions
+            dark_field = session.dark_field() if needs_dark_field(strategy) else None
         state = ScanState(acquired, potential, len(session.positions), session.geometry.region, dark_field,
                           session.geometry.field.extent_angstrom)
         unit = strategy.next_positions(state, count)

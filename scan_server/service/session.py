@@ -103,6 +103,7 @@ class Session:
         self.frames: list[np.ndarray] = []
         self.positions: list[np.ndarray] = []
         self.meter = DarkFieldMeter(geometry.nominal_disc_radius_px)
+        self._metered_batches = 0
         self.counts_total = 0.0
         self.planned = record.first_positions_angstrom
         self.replies: dict[int, PositionsReply] = {}
@@ -122,12 +123,20 @@ class Session:
         self.resume_estimate: tuple[int, np.ndarray] | None = None   # (step, estimate) saved before a restart
 
     def add_batch(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
-        """Keep a stored batch: frames (n, M, M), positions (n, 2) Å, and meter the patterns'
-        calibrated dark-field fractions (n,). Call with the lock."""
+        """Keep a stored batch: frames (n, M, M) and positions (n, 2) Å. Call with the lock. The
+        dark field is metered only when asked for (``dark_field``): a strategy that does not
+        read it never pays for it on its step."""
         self.frames.append(frames)
         self.positions.append(positions_angstrom)
-        self.meter.add(frames, positions_angstrom)
         self.counts_total += float(np.sum(frames, dtype=np.float64))
+
+    def dark_field(self) -> np.ndarray:
+        """The calibrated dark-field fraction (P,) of every stored pattern (NaN: no evidence),
+        metering the batches stored since the last call. Call with the lock."""
+        for frames, positions in zip(self.frames[self._metered_batches:], self.positions[self._metered_batches:]):
+            self.meter.add(frames, positions)
+        self._metered_batches = len(self.frames)
+        return self.meter.fractions
 
     def cached_reconstruction(self) -> np.ndarray | None:
         """The reconstruction of everything acquired so far, if one was made since."""
@@ -229,6 +238,7 @@ class Session:
         if self.status is not Status.open or status is Status.open:
             return False
         self.folder.finish(self.counts_total)
+        self.dark_field()          # the detector's calibration outlives the frames (the status reports it)
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
         self.frames = []           # and its frames: the complete recording holds them (``recorded_frames``)
@@ -254,6 +264,8 @@ class Session:
 
     def _detector_geometry(self) -> DetectorGeometry | None:
         """The meter's calibration as the status reports it. Call with the lock."""
+        if self.status is Status.open:
+            self.dark_field()
         calibration = self.meter.calibration
         if calibration is None:
             return None
