@@ -149,6 +149,9 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, required=True, help="output path; writes OUT.npy and OUT.png")
+    p.add_argument("--no-detector-correction", action="store_true",
+                   help="take the metadata's semi-angle and an ideal detector (no descan, point-spread, "
+                        "background or bad-pixel corrections measured from the patterns; docs/physics.md)")
     add_metadata_options(p)
 
 
@@ -374,6 +377,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     from .device import choose_device
     from .evaluation.figures import Panel, save_phase
     from .evaluation.metrics import resample_to_grid, resolution_angstrom, ssim_phase
+    from .physics.detector_signals import recording_correction
     from .physics.reconstruct import (
         GROUND_TRUTH_ITERATIONS,
         RopSettings,
@@ -396,8 +400,16 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         GROUND_TRUTH_ITERATIONS if args.converged else RopSettings.iterations)
     settings = RopSettings(iterations=iterations, **({"step_size": args.step_size} if args.step_size else {}))
     geometry = reconstruction_geometry(acquisition, oversample=args.oversample)
+    correction = None
+    if not args.no_detector_correction:
+        correction = recording_correction(acquisition, geometry)
+        print(f"detector corrections (measured): semi-angle {correction.semiangle_mrad:.2f} mrad (metadata "
+              f"{acquisition.optics.semiangle_mrad:.2f}), point-spread σ {correction.psf_px:.2f} px, descan "
+              f"{correction.calibration.descan_range_px(acquisition.positions_angstrom):.2f} px across the scan, "
+              f"{correction.calibration.hot_pixels} hot and {correction.calibration.dead_pixels} dead pixels, "
+              f"background {correction.calibration.background_per_px:.3f} counts/px")
     result = reconstruct_acquisition(acquisition, indices, settings, geometry, choose_device(args.device),
-                                     progress=True)
+                                     progress=True, correction=correction)
     stem = args.out.with_suffix("") if args.out.suffix in (".npy", ".png") else args.out
     stem.parent.mkdir(parents=True, exist_ok=True)
     np.save(stem.with_suffix(".npy"), result.potential)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
-from .physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px
+from .physics.detector_correction import DetectorCorrection
+from .physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px, recording_correction
 from .physics.reconstruct import reconstruct_sets, reconstruction_geometry
 from .policy.model import AdaptiveModel
 from .policy.step import encode_and_decide
@@ -30,7 +31,9 @@ from .scanning.virtual_microscope import Exposure, VirtualMicroscope
 
 @dataclass
 class EpisodeBatch:
-    """B episodes over recordings that share the detector geometry and scan grid."""
+    """B episodes over recordings that share the detector geometry and scan grid. ``corrections``:
+    per recording, the detector's corrections its reconstructions are made with (``None``: the
+    metadata's optics and an ideal detector)."""
 
     acquisitions: list[Acquisition]
     microscopes: list[VirtualMicroscope]
@@ -38,9 +41,14 @@ class EpisodeBatch:
     grid: ObjectGrid
     region: tuple[slice, slice]
     device: torch.device
+    corrections: list[DetectorCorrection | None] | None = None
 
     @classmethod
-    def over(cls, acquisitions: list[Acquisition], device: torch.device | None = None) -> EpisodeBatch:
+    def over(cls, acquisitions: list[Acquisition], device: torch.device | None = None,
+             corrected: bool = False) -> EpisodeBatch:
+        """``corrected``: reconstruct with each recording's detector corrections, as the service
+        does (``evaluate``; training takes the metadata, for now: a correction costs ~0.5 s a
+        recording each time a batch is drawn)."""
         geometry = reconstruction_geometry(acquisitions[0])
         grid = ObjectGrid.covering(acquisitions[0].positions_angstrom, geometry)
         for a in acquisitions[1:]:
@@ -48,8 +56,9 @@ class EpisodeBatch:
                     ObjectGrid.covering(a.positions_angstrom, geometry).shape_px != grid.shape_px:
                 raise ValueError("the recordings of one batch must share detector and scan geometry")
         microscopes = [VirtualMicroscope.over(a) for a in acquisitions]
+        corrections = [recording_correction(a, geometry) for a in acquisitions] if corrected else None
         return cls(acquisitions, microscopes, geometry, grid, microscopes[0].field.region(grid),
-                   device or torch.device("cpu"))
+                   device or torch.device("cpu"), corrections)
 
     def positions_px(self, positions_angstrom: torch.Tensor) -> torch.Tensor:
         """Å (B, P, 2) → pixel coordinates of the field-of-view crop (centres at integers)."""
@@ -85,7 +94,7 @@ def reconstruct_batch(batch: EpisodeBatch, indices: list[np.ndarray], iterations
     frames = [np.asarray(a.frames[i]) for a, i in zip(batch.acquisitions, indices)]
     positions = [a.positions_angstrom[i] for a, i in zip(batch.acquisitions, indices)]
     return reconstruct_sets(frames, positions, [a.optics for a in batch.acquisitions], batch.grid, batch.geometry,
-                            iterations, device)
+                            iterations, device, batch.corrections)
 
 
 class Acquired:
@@ -131,7 +140,7 @@ def reconstruct_episodes(batch: EpisodeBatch, acquired: list[Acquired], iteratio
     """ROP of every episode from the patterns it acquired so far, (B, H, W) complex."""
     return reconstruct_sets([a.frames for a in acquired], [a.positions_angstrom for a in acquired],
                             [a.optics for a in batch.acquisitions], batch.grid, batch.geometry, iterations,
-                            batch.device)
+                            batch.device, batch.corrections)
 
 
 Teacher = Callable[[int, list[ScanState]], torch.Tensor]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,13 +29,15 @@ from tqdm import tqdm
 
 from ..contracts import Acquisition
 from ..errors import ParameterError
-from ..physics.detector_signals import acquisition_nominal_radius_px
+from ..physics.detector_correction import DetectorCorrection
+from ..physics.detector_signals import acquisition_nominal_radius_px, recording_correction
 from ..physics.reconstruct import (
     GROUND_TRUTH_ITERATIONS,
     Reconstruction,
     RopSettings,
     reconstruct_acquisition,
     reconstruct_subsets,
+    reconstruction_geometry,
 )
 from ..policy.model import AdaptiveModel
 from ..policy.strategy import learned_strategy
@@ -127,7 +130,7 @@ def _adaptive_indices(acquisition: Acquisition, model: AdaptiveModel, positions:
     """The recorded patterns the policy visits (its means; the model's own Halton start), the
     first ``positions`` of them, in acquisition order."""
     steps = math.ceil(positions / model.settings.policy.subsequence)
-    episodes = rollout(EpisodeBatch.over([acquisition], device), model, steps, [model.settings.policy.halton_seed],
+    episodes = rollout(EpisodeBatch.over([acquisition], device, corrected=True), model, steps, [model.settings.policy.halton_seed],
                        final_iterations=0)  # the final reconstructions are made per count, below
     return episodes.indices[0][:positions]
 
@@ -139,9 +142,20 @@ def ground_truth(acquisition: Acquisition, device: torch.device, progress: bool 
     def compute() -> Reconstruction:
         return reconstruct_acquisition(acquisition, np.arange(acquisition.count),
                                        RopSettings(iterations=GROUND_TRUTH_ITERATIONS), device=device,
-                                       progress=progress)
+                                       progress=progress, correction=detector_correction_of(acquisition))
 
     return compute() if cache is None else ground_truth_cache.load_or_compute(cache, acquisition, compute)
+
+
+def detector_correction_of(acquisition: Acquisition) -> DetectorCorrection | None:
+    """The detector's corrections every reconstruction of a recording is made with (measured
+    from its patterns: ``physics.detector_correction``); ``None``, with a warning, where the
+    disc is too far off the metadata's to correct."""
+    try:
+        return recording_correction(acquisition, reconstruction_geometry(acquisition))
+    except ParameterError as error:
+        warnings.warn(f"reconstructed without detector corrections: {error}", stacklevel=2)
+        return None
 
 
 def score_reference(acquisition: Acquisition, full: Reconstruction) -> ScoreReference:
@@ -155,12 +169,14 @@ def score_strategies(acquisition: Acquisition, full: Reconstruction, chosen: dic
     """Reconstruct each strategy's recorded patterns at each count (``chosen``: name → count →
     indices) with ``final_iterations`` and score them; one batched ROP run per strategy."""
     reference = reference or score_reference(acquisition, full)
+    correction = detector_correction_of(acquisition)
     curves = {}
     for name, by_count in tqdm(chosen.items(), desc="final reconstructions", unit="strategy", leave=False,
                                disable=not progress):
         counts = sorted(by_count)
         results = reconstruct_subsets(acquisition, [by_count[c] for c in counts],
-                                      RopSettings(iterations=final_iterations), device=device)
+                                      RopSettings(iterations=final_iterations), device=device,
+                                      correction=correction)
         scores = {c: reference.score(r.potential.real) for c, r in zip(counts, results)}
         curves[name] = StrategyCurve(dict(by_count), scores, results[counts.index(reference_positions)])
     family = (acquisition.metadata.get("specimen") or {}).get("family")

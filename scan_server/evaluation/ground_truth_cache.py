@@ -4,7 +4,8 @@ The ground truth of a 10,000-pattern recording takes the better part of a minute
 and is the same for every evaluation of that recording, so ``scan-server evaluate
 --ground-truth-cache DIR`` keeps each one as ``DIR/<key>.npz``. The key is a sha256 of
 everything the reconstruction depends on: the counts of every pattern, the positions, the
-optics, the detector geometry, the iteration count and the package version (a new version
+optics, the detector geometry, the iteration count, the detector corrections' version and the
+package version (a new version
 may reconstruct differently, so it never reads an old entry). The device is not part of
 the key: an entry computed on a GPU serves a CPU run (they agree to float32 rounding).
 Entries are written atomically and read without pickle.
@@ -23,6 +24,7 @@ import numpy as np
 
 from .. import __version__
 from ..contracts import Acquisition, ObjectGrid
+from ..physics.detector_correction import CORRECTION_VERSION
 from ..physics.reconstruct import GROUND_TRUTH_ITERATIONS, Reconstruction
 
 FRAMES_PER_READ = 1000
@@ -33,6 +35,7 @@ def cache_key(acquisition: Acquisition) -> str:
     reconstruction's iteration count and the package version."""
     digest = hashlib.sha256()
     description = {"version": __version__, "iterations": GROUND_TRUTH_ITERATIONS,
+                   "detector_correction": CORRECTION_VERSION,
                    "optics": asdict(acquisition.optics), "detector_px": acquisition.detector_px,
                    "detector_sampling_inv_angstrom": acquisition.detector_sampling_inv_angstrom,
                    "count": acquisition.count}

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contracts import Acquisition
+from ..contracts import Acquisition, SamplingGeometry
 from ..errors import ParameterError
 from .calibration import DetectorCalibration, calibrate, calibrated_dark_field, nominal_radius_px
+from .detector_correction import DetectorCorrection, detector_correction
 
 #: a meter refits its calibration on every batch until it has seen this many patterns, then keeps it
 SETTLE_PATTERNS = 200
@@ -38,13 +39,27 @@ def acquisition_nominal_radius_px(acquisition: Acquisition) -> float:
                              acquisition.detector_sampling_inv_angstrom)
 
 
+def _spread_sample(acquisition: Acquisition, patterns: int) -> tuple[np.ndarray, np.ndarray]:
+    """``patterns`` frames (n, M, M) and their positions (n, 2) Å spread evenly over the acquisition order."""
+    chosen = np.unique(np.linspace(0, acquisition.count - 1, min(patterns, acquisition.count)).round().astype(int))
+    return np.stack([np.asarray(acquisition.frames[int(i)]) for i in chosen]), acquisition.positions_angstrom[chosen]
+
+
 def calibrate_recording(acquisition: Acquisition,
                         patterns: int = RECORDING_CALIBRATION_PATTERNS) -> DetectorCalibration:
     """The detector calibration of a recording, measured on ``patterns`` of its patterns
     spread evenly over its acquisition order."""
-    chosen = np.unique(np.linspace(0, acquisition.count - 1, min(patterns, acquisition.count)).round().astype(int))
-    frames = np.stack([np.asarray(acquisition.frames[int(i)]) for i in chosen])
-    return calibrate(frames, acquisition.positions_angstrom[chosen], acquisition_nominal_radius_px(acquisition))
+    frames, positions = _spread_sample(acquisition, patterns)
+    return calibrate(frames, positions, acquisition_nominal_radius_px(acquisition))
+
+
+def recording_correction(acquisition: Acquisition, geometry: SamplingGeometry,
+                         patterns: int = RECORDING_CALIBRATION_PATTERNS) -> DetectorCorrection:
+    """The detector's corrections for reconstructing a recording on ``geometry``, calibrated
+    and matched on ``patterns`` of its patterns spread over the acquisition order."""
+    frames, positions = _spread_sample(acquisition, patterns)
+    calibration = calibrate(frames, positions, acquisition_nominal_radius_px(acquisition))
+    return detector_correction(calibration, acquisition.optics, geometry, frames, positions)
 
 
 def recording_dark_field(acquisition: Acquisition, chunk: int = 1024,

@@ -33,6 +33,7 @@ import torch
 
 from ..contracts import ObjectGrid, ProbeOptics, SamplingGeometry
 from ..errors import GeometryError, ParameterError
+from .detector_correction import DetectorCorrection, tilt
 from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
 from .probe import probe_real, shifted_probes
 from .reconstruct import ChunkCache, RopBatch, RopSettings, in_fft_order, reconstruct
@@ -70,13 +71,18 @@ class IncrementalReconstruction:
     def __init__(self, optics: ProbeOptics, grid: ObjectGrid, geometry: SamplingGeometry,
                  device: torch.device, settings: WarmStartSettings = WarmStartSettings()) -> None:
         self.grid, self.geometry, self.device, self.settings = grid, geometry, device, settings
+        self.optics = optics
+        self.correction: DetectorCorrection | None = None
         self.probe = probe_real(optics, geometry, device).to(torch.complex64)
         self.probe_on_detector = float(detector_intensity(self.probe[None], geometry).sum())
         m, n = geometry.detector_px, geometry.window_px
         self._counts = _Growing((m, m), torch.float32, device)
         self.total_counts = 0.0
+        self.lit_count = 0
         self._corner_px = _Growing((2,), torch.long, device)
         self._fraction_px = _Growing((2,), torch.float64, device)
+        self._positions = _Growing((2,), torch.float64, device)
+        self._lit = _Growing((), torch.bool, device)
         self.kept: _Kept | None = _Kept(n, device) if geometry.upsample == 1 else None
         self.light = torch.zeros(grid.shape_px, dtype=torch.float32, device=device)
         self.potential = torch.zeros(grid.shape_px, dtype=torch.complex64, device=device)
@@ -102,8 +108,74 @@ class IncrementalReconstruction:
 
     @property
     def electrons(self) -> float:
-        """Incident electrons per pattern, estimated from every pattern added."""
-        return self.total_counts / max(self.count, 1) / self.probe_on_detector
+        """Incident electrons per pattern, estimated from every pattern added with the beam on
+        (background off, when corrected)."""
+        return self.total_counts / max(self.lit_count, 1) / self.probe_on_detector
+
+    def patterns(self, start: int) -> torch.Tensor:
+        """(n, M, M) the counts of patterns ``start:`` as the forward model sees them (corrected)."""
+        counts = self.counts[start:]
+        return self.correction.clean_tensor(counts) if self.correction is not None else counts
+
+    def descan_px(self, start: int) -> torch.Tensor | None:
+        """(n, 2) the disc centres of patterns ``start:`` off the nominal one (``None``: uncorrected)."""
+        if self.correction is None:
+            return None
+        positions = self._positions.view[start:].cpu().numpy()
+        return torch.as_tensor(self.correction.descan_px(positions), device=self.device)
+
+    def lit(self, start: int) -> torch.Tensor:
+        return self._lit.view[start:]
+
+    def _prepared(self, counts: torch.Tensor, positions: np.ndarray, plan: WindowPlan
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For new counts (n, M, M) at positions (n, 2) Å: the tilted shifted probes (n, N, N), the
+        corrected counts (n, M, M) and which frames had the beam (n,)."""
+        shifted = shifted_probes(self.probe, plan.fraction_px)
+        if self.correction is None:
+            return shifted, counts, torch.ones(len(counts), dtype=torch.bool, device=self.device)
+        lit = torch.as_tensor(self.correction.lit(counts.cpu().numpy()), device=self.device)
+        descan = torch.as_tensor(self.correction.descan_px(positions), device=self.device)
+        shifted = shifted * tilt(descan, lit, self.geometry.window_px, shifted.dtype)
+        return shifted, self.correction.clean_tensor(counts), lit
+
+    def set_correction(self, correction: DetectorCorrection | None) -> None:
+        """Reconstruct from now on with the detector's corrections (``detector_correction``): the
+        probe with the measured aperture, every pattern's descan tilt, background and bad pixels
+        corrected, blanked frames left out; what is kept per pattern is made again (the
+        estimate carries on)."""
+        self.correction = correction
+        optics = correction.optics(self.optics) if correction is not None else self.optics
+        self.probe = probe_real(optics, self.geometry, self.device).to(torch.complex64)
+        self.probe_on_detector = float(detector_intensity(self.probe[None], self.geometry).sum())
+        self.light = torch.zeros(self.grid.shape_px, dtype=torch.float32, device=self.device)
+        counts, positions = self.counts, self._positions.view.cpu().numpy()
+        self.kept = _Kept(self.geometry.window_px, self.device) if self.kept is not None else None
+        self.total_counts, self.lit_count = 0.0, 0
+        lit_all = []
+        plan = WindowPlan(torch.zeros(len(counts), dtype=torch.long, device=self.device), self.corner_px,
+                          self.fraction_px)
+        for start in range(0, len(counts), self.settings.rop.chunk_positions):
+            stop = start + self.settings.rop.chunk_positions
+            part = plan.chunk(start, stop)
+            shifted, cleaned, lit = self._prepared(counts[start:stop], positions[start:stop], part)
+            self._account(shifted, cleaned, lit, part)
+            lit_all.append(lit)
+        self._lit = _Growing((), torch.bool, self.device)
+        if lit_all:
+            self._lit.append(torch.cat(lit_all))
+
+    def _account(self, shifted: torch.Tensor, cleaned: torch.Tensor, lit: torch.Tensor, plan: WindowPlan) -> None:
+        """Add prepared patterns to the illumination, the electron count and what is kept."""
+        index = window_flat_index(plan, self.grid.shape_px, self.geometry.window_px)
+        accumulate_windows(self.light, index, shifted.abs() ** 2)
+        self.total_counts += float(cleaned[lit].sum(dtype=torch.float64))
+        self.lit_count += int(lit.sum())
+        if self.kept is not None:
+            if (self.kept.count + len(shifted)) * self.geometry.window_px**2 * 12 > self.settings.rop.cache_bytes:
+                self.kept = None          # past the budget: made again in each pass, as from scratch
+            else:
+                self.kept.extend(shifted, cleaned)
 
     def add(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
         """Append a sub-sequence: frames (n, M, M) counts, positions (n, 2) Å."""
@@ -116,18 +188,13 @@ class IncrementalReconstruction:
             raise ParameterError(f"{len(frames)} frames but {len(positions)} positions")
         plan = WindowPlan.for_positions(self.grid, self.geometry, positions, device=self.device)
         counts = torch.as_tensor(frames).to(self.device)
-        shifted = shifted_probes(self.probe, plan.fraction_px)
-        index = window_flat_index(plan, self.grid.shape_px, self.geometry.window_px)
-        accumulate_windows(self.light, index, shifted.abs() ** 2)
+        shifted, cleaned, lit = self._prepared(counts, positions, plan)
         self._counts.append(counts)
-        self.total_counts += float(frames.sum(dtype=np.float64))
         self._corner_px.append(plan.corner_px)
         self._fraction_px.append(plan.fraction_px)
-        if self.kept is not None:
-            if self.count * self.geometry.window_px**2 * 12 > self.settings.rop.cache_bytes:
-                self.kept = None          # past the budget: made again in each pass, as from scratch
-            else:
-                self.kept.extend(shifted, counts)
+        self._positions.append(torch.as_tensor(positions, device=self.device))
+        self._lit.append(lit)
+        self._account(shifted, cleaned, lit, plan)
 
     def restore(self, potential: np.ndarray, done: int) -> None:
         """Continue from a stored estimate (H, W) of the first ``done`` patterns (a resumed session)."""
@@ -172,6 +239,10 @@ class _Kept:
         self.seen: torch.Tensor | None = None
 
     @property
+    def count(self) -> int:
+        return self._shifted.count
+
+    @property
     def shifted(self) -> torch.Tensor:
         return self._shifted.view
 
@@ -204,16 +275,27 @@ def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], set
                       _joined([s.fraction_px[a:] for s, a in zip(sets, starts)]))
     light = torch.stack([s.light for s in sets]) if whole else None
     kept = [s.kept for s in sets]
+    psf = _psf(sets)
     if any(k is None for k in kept):
-        patterns = torch.cat([s.counts[a:] * c for s, a, c in zip(sets, starts, scale)])
+        patterns = torch.cat([s.patterns(a) * c for s, a, c in zip(sets, starts, scale)])
+        descan = [s.descan_px(a) for s, a in zip(sets, starts)]
+        descan_px = torch.cat([d if d is not None else torch.zeros((s.count - a, 2), dtype=torch.float64,
+                                                                   device=first.device)
+                               for d, s, a in zip(descan, sets, starts)])
         batch = RopBatch(patterns, plan, torch.stack([s.probe for s in sets]), first.grid.shape_px, len(sets),
-                         first.geometry)
+                         first.geometry, descan_px, torch.cat([s.lit(a) for s, a in zip(sets, starts)]), psf)
         return batch, ChunkCache(batch, settings, light=light)
     batch = RopBatch(None, plan, torch.stack([s.probe for s in sets]), first.grid.shape_px, len(sets),
-                     first.geometry)
+                     first.geometry, psf_px=psf)
     shifted = _joined([k.shifted[a:] for k, a in zip(kept, starts)])
     measured = torch.cat([k.ordered[a:] * c for k, a, c in zip(kept, starts, scale)])
     return batch, ChunkCache(batch, settings, shifted, (measured, kept[0].seen), light)
+
+
+def _psf(sets: Sequence[IncrementalReconstruction]) -> torch.Tensor | None:
+    """Each set's point-spread σ (B,) px, ``None`` when none has one."""
+    psf = [s.correction.psf_px if s.correction is not None else 0.0 for s in sets]
+    return torch.as_tensor(psf, dtype=torch.float32, device=sets[0].device) if any(psf) else None
 
 
 def _descend(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], iterations: int,

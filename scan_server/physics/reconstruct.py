@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ..contracts import Acquisition, ObjectGrid, ProbeOptics, SamplingGeometry
 from ..device import deterministic
 from ..errors import GeometryError, ParameterError
+from .detector_correction import DetectorCorrection, blur_fft_order, tilt
 from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
 from .probe import probe_real, shifted_probes
 
@@ -72,6 +73,9 @@ class RopBatch:
     ``None`` when the caller gives them in FFT order through the ``ChunkCache`` (no binning);
     plan: their windows (``plan.batch_index`` says which data set); probes: (B, N, N)
     centred real-space probes (unit norm); object_shape: (H, W) shared by the batch.
+    The detector's corrections (``detector_correction``; ``None``: an ideal detector):
+    descan_px (n, 2) each pattern's disc centre off the nominal one, lit (n,) bool whether
+    its beam was on, psf_px (B,) each data set's point-spread σ in px.
     """
 
     patterns: torch.Tensor | None
@@ -80,6 +84,22 @@ class RopBatch:
     object_shape: tuple[int, int]
     batch_size: int
     geometry: SamplingGeometry
+    descan_px: torch.Tensor | None = None
+    lit: torch.Tensor | None = None
+    psf_px: torch.Tensor | None = None
+
+    def tilted(self, probes: torch.Tensor, start: int) -> torch.Tensor:
+        """Shifted probes (n, N, N) of patterns ``start:start+n`` times their descan tilt and beam."""
+        if self.descan_px is None or self.lit is None:
+            return probes
+        stop = start + len(probes)
+        return probes * tilt(self.descan_px[start:stop], self.lit[start:stop], probes.shape[-1], probes.dtype)
+
+    def pattern_psf_px(self, start: int, stop: int) -> torch.Tensor | None:
+        """The point-spread σ (n,) px of patterns ``start:stop`` (``None`` when no data set has one)."""
+        if self.psf_px is None or not bool((self.psf_px > 0).any()):
+            return None
+        return self.psf_px[self.plan.batch_index[start:stop]]
 
     @property
     def device(self) -> torch.device:
@@ -88,16 +108,22 @@ class RopBatch:
 
 def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.ndarray],
                   optics: Sequence[ProbeOptics], grid: ObjectGrid, geometry: SamplingGeometry,
-                  device: torch.device | None = None) -> RopBatch:
+                  device: torch.device | None = None,
+                  corrections: Sequence[DetectorCorrection | None] | None = None) -> RopBatch:
     """Build a batch from per-data-set frames (P_b, M, M), positions (P_b, 2) Å and optics;
-    P_b may differ between data sets (ragged)."""
+    P_b may differ between data sets (ragged). ``corrections``: per data set, the detector's
+    (``detector_correction``; ``None``: take the metadata and an ideal detector)."""
     if not (len(frames) == len(positions_angstrom) == len(optics)) or not frames:
         raise ParameterError("frames, positions and optics must be non-empty lists of equal length")
+    corrections = list(corrections) if corrections is not None else [None] * len(frames)
+    if len(corrections) != len(frames):
+        raise ParameterError(f"{len(corrections)} detector corrections for {len(frames)} data sets")
     device = device or torch.device("cpu")
+    optics = [c.optics(o) if c is not None else o for o, c in zip(optics, corrections)]
     probes = torch.stack([probe_real(o, geometry, device) for o in optics]).to(torch.complex64)
     probe_on_detector = detector_intensity(probes, geometry).sum(dim=(-2, -1))
-    patterns, batch_index, all_positions = [], [], []
-    for b, (frame, position) in enumerate(zip(frames, positions_angstrom)):
+    patterns, batch_index, all_positions, descan, lit = [], [], [], [], []
+    for b, (frame, position, correction) in enumerate(zip(frames, positions_angstrom, corrections)):
         frame = np.asarray(frame, dtype=np.float32)
         position = np.asarray(position, dtype=np.float64).reshape(-1, 2)
         if frame.ndim != 3 or frame.shape[1:] != (geometry.detector_px,) * 2:
@@ -105,16 +131,28 @@ def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.
                                 f"{geometry.detector_px}), got {frame.shape}")
         if len(frame) != len(position) or len(frame) == 0:
             raise ParameterError(f"data set {b}: {len(frame)} frames but {len(position)} positions")
-        electrons = float(frame.sum(axis=(1, 2)).mean()) / float(probe_on_detector[b])
+        beam = correction.lit(frame) if correction is not None else np.ones(len(frame), dtype=bool)
+        frame = correction.clean(frame) if correction is not None else frame
+        if correction is not None and not beam.any():
+            electrons = 1.0   # every frame blanked: every probe is zero, the estimate stays zero
+        else:
+            electrons = float(frame[beam].sum(axis=(1, 2)).mean()) / float(probe_on_detector[b]) if beam.any() else 0.0
         if not electrons > 0:
             raise ParameterError(f"data set {b}: the patterns hold no counts")
         patterns.append(torch.as_tensor(frame / electrons))
         batch_index.append(np.full(len(frame), b))
         all_positions.append(position)
+        descan.append(correction.descan_px(position) if correction is not None else np.zeros((len(frame), 2)))
+        lit.append(beam)
     plan = WindowPlan.for_positions(grid, geometry, np.concatenate(all_positions),
                                     np.concatenate(batch_index), device=device)
+    corrected = any(c is not None for c in corrections)
     return RopBatch(patterns=torch.cat(patterns).to(device), plan=plan, probes=probes,
-                    object_shape=grid.shape_px, batch_size=len(frames), geometry=geometry)
+                    object_shape=grid.shape_px, batch_size=len(frames), geometry=geometry,
+                    descan_px=torch.as_tensor(np.concatenate(descan), device=device) if corrected else None,
+                    lit=torch.as_tensor(np.concatenate(lit), device=device) if corrected else None,
+                    psf_px=torch.as_tensor([c.psf_px if c is not None else 0.0 for c in corrections],
+                                           dtype=torch.float32, device=device) if corrected else None)
 
 
 class ChunkCache:
@@ -143,7 +181,7 @@ class ChunkCache:
         if start in self.store:
             return self.store[start]
         plan = self.batch.plan.chunk(start, start + self.chunk)
-        probes = shifted_probes(self.batch.probes, plan.fraction_px, plan.batch_index)
+        probes = self.batch.tilted(shifted_probes(self.batch.probes, plan.fraction_px, plan.batch_index), start)
         if self.keep:
             self.store[start] = probes
         return probes
@@ -194,11 +232,12 @@ def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
         plan = batch.plan.chunk(start, start + cache.chunk)
         index = window_flat_index(plan, batch.object_shape, batch.geometry.window_px)
         probes, windows = cache.get(start).to(dtype), transmission.reshape(-1)[index]
+        psf = batch.pattern_psf_px(start, start + len(probes))
         if batch.geometry.upsample == 1:
-            per_pattern, window_gradient = _chunk_loss_and_gradient(probes, windows, *cache.measured(start))
+            per_pattern, window_gradient = _chunk_loss_and_gradient(probes, windows, *cache.measured(start), psf)
         else:
             per_pattern, window_gradient = _chunk_loss_and_gradient_autograd(
-                probes, windows, batch.patterns[start:start + cache.chunk], batch.geometry)
+                probes, windows, batch.patterns[start:start + cache.chunk], batch.geometry, psf)
         accumulate_windows(grad_t, index, window_gradient)
         loss.index_add_(0, plan.batch_index, per_pattern.to(torch.float64))
     # the gradient of a real loss w.r.t. complex t is ∂L/∂Re t + i ∂L/∂Im t; for the
@@ -208,17 +247,24 @@ def loss_and_gradient(potential: torch.Tensor, batch: RopBatch,
 
 
 def _chunk_loss_and_gradient(probes: torch.Tensor, windows: torch.Tensor, measured: torch.Tensor,
-                             seen: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                             seen: torch.Tensor | None, psf_px: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pattern loss (n,) and ∂L/∂Re t + i ∂L/∂Im t over each window (n, N, N), no binning.
 
-    With Φ = F[ψ·t] (unitary), I = |Φ|² and the residual R = I − J on the detector's
-    frequencies ``seen`` (zero elsewhere): L = Σ R², and the gradient w.r.t. the exit wave is
-    4 F⁻¹[R·Φ], times conj(ψ) for t. ``measured``: J (n, N, N) in FFT order (``in_fft_order``)."""
+    With Φ = F[ψ·t] (unitary), I = G ∗ |Φ|² (G: the detector's Gaussian point-spread of σ
+    ``psf_px`` (n,) px, or none) and the residual R = I − J on the detector's frequencies
+    ``seen`` (zero elsewhere): L = Σ R², and the gradient w.r.t. the exit wave is
+    4 F⁻¹[(G ∗ R)·Φ] (G is symmetric), times conj(ψ) for t. ``measured``: J (n, N, N) in FFT
+    order (``in_fft_order``)."""
     far_field = torch.fft.fft2(probes * windows, norm="ortho")
-    residual = far_field.real**2 + far_field.imag**2 - measured
+    intensity = far_field.real**2 + far_field.imag**2
+    if psf_px is not None:
+        intensity = blur_fft_order(intensity, psf_px)
+    residual = intensity - measured
     if seen is not None:
         residual = residual * seen
-    exit_gradient = torch.fft.ifft2(4 * residual * far_field, norm="ortho")
+    spread = blur_fft_order(residual, psf_px) if psf_px is not None else residual
+    exit_gradient = torch.fft.ifft2(4 * spread * far_field, norm="ortho")
     return (residual**2).sum(dim=(-2, -1)), torch.conj(probes) * exit_gradient
 
 
@@ -237,11 +283,16 @@ def in_fft_order(patterns: torch.Tensor, window_px: int) -> tuple[torch.Tensor, 
 
 
 def _chunk_loss_and_gradient_autograd(probes: torch.Tensor, windows: torch.Tensor, patterns: torch.Tensor,
-                                      geometry: SamplingGeometry) -> tuple[torch.Tensor, torch.Tensor]:
+                                      geometry: SamplingGeometry, psf_px: torch.Tensor | None = None
+                                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """As ``_chunk_loss_and_gradient``, by autograd through ``detector_intensity`` (any binning)."""
     with torch.enable_grad():  # our own autograd use: works inside a caller's no_grad too
         windows = windows.detach().requires_grad_(True)
-        per_pattern = ((detector_intensity(probes * windows, geometry) - patterns)**2).sum(dim=(-2, -1))
+        intensity = detector_intensity(probes * windows, geometry)
+        if psf_px is not None:  # the blur commutes with the shift to FFT order
+            intensity = torch.fft.fftshift(blur_fft_order(torch.fft.ifftshift(intensity, dim=(-2, -1)), psf_px),
+                                           dim=(-2, -1))
+        per_pattern = ((intensity - patterns)**2).sum(dim=(-2, -1))
         (gradient,) = torch.autograd.grad(per_pattern.sum(), windows)
     return per_pattern.detach(), gradient
 
@@ -284,10 +335,11 @@ def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | 
 
 def reconstruct_sets(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.ndarray],
                      optics: Sequence[ProbeOptics], grid: ObjectGrid, geometry: SamplingGeometry, iterations: int,
-                     device: torch.device | None = None) -> torch.Tensor:
-    """ROP of B data sets (frames (P_b, M, M), positions (P_b, 2) Å, their optics) on one
-    shared grid, ``iterations`` steps of the default settings: V (B, H, W) complex64."""
-    data = prepare_batch(frames, positions_angstrom, optics, grid, geometry, device)
+                     device: torch.device | None = None,
+                     corrections: Sequence[DetectorCorrection | None] | None = None) -> torch.Tensor:
+    """ROP of B data sets (frames (P_b, M, M), positions (P_b, 2) Å, their optics and detector
+    corrections) on one shared grid, ``iterations`` steps of the default settings: V (B, H, W) complex64."""
+    data = prepare_batch(frames, positions_angstrom, optics, grid, geometry, device, corrections)
     return reconstruct(data, RopSettings(iterations=iterations))
 
 
@@ -309,26 +361,29 @@ def reconstruction_geometry(acquisition: Acquisition, oversample: int = 1, upsam
 
 def reconstruct_acquisition(acquisition: Acquisition, indices: np.ndarray, settings: RopSettings,
                             geometry: SamplingGeometry | None = None, device: torch.device | None = None,
-                            progress: bool = False) -> Reconstruction:
+                            progress: bool = False, correction: DetectorCorrection | None = None) -> Reconstruction:
     """Reconstruct one recording from the patterns ``indices`` on the grid that covers all
     of its recorded positions (so every subset of a recording shares one grid)."""
-    return reconstruct_subsets(acquisition, [indices], settings, geometry, device, progress)[0]
+    return reconstruct_subsets(acquisition, [indices], settings, geometry, device, progress, correction)[0]
 
 
 def reconstruct_subsets(acquisition: Acquisition, subsets: Sequence[np.ndarray], settings: RopSettings,
                         geometry: SamplingGeometry | None = None, device: torch.device | None = None,
-                        progress: bool = False) -> list[Reconstruction]:
+                        progress: bool = False, correction: DetectorCorrection | None = None) -> list[Reconstruction]:
     """One reconstruction per subset of a recording's patterns (each an index array), in one
     batched ROP run on the grid covering all recorded positions. Each result equals the one
     ``reconstruct_acquisition`` gives for that subset alone (a batch's data sets do not
-    interact); ``seconds`` is the whole batch's time."""
+    interact); ``seconds`` is the whole batch's time. ``correction``: the detector's, the same
+    for every subset (``detector_signals.recording_correction``; ``None``: the metadata's
+    optics and an ideal detector)."""
     geometry = geometry or reconstruction_geometry(acquisition)
     grid = ObjectGrid.covering(acquisition.positions_angstrom, geometry)
     sorted_subsets = [np.sort(np.asarray(indices, dtype=np.int64)) for indices in subsets]
     positions = [acquisition.positions_angstrom[indices] for indices in sorted_subsets]
     frames = [np.asarray(acquisition.frames[indices]) for indices in sorted_subsets]
     started = time.perf_counter()
-    batch = prepare_batch(frames, positions, [acquisition.optics] * len(subsets), grid, geometry, device)
+    batch = prepare_batch(frames, positions, [acquisition.optics] * len(subsets), grid, geometry, device,
+                          [correction] * len(subsets))
     potentials = reconstruct(batch, settings, progress=progress)
     if batch.device.type == "cuda":
         torch.cuda.synchronize(batch.device)

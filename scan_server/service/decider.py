@@ -82,6 +82,7 @@ class Decider:
             positions, count = list(session.positions), session.acquired
             cached = session.cached_reconstruction()
             blank = session.counts_total == 0
+            correction = session.detector_correction() if cached is None and not blank else None
         if cached is not None:
             return cached
         frames = session.recorded_frames()
@@ -91,7 +92,7 @@ class Decider:
         else:
             potential = reconstruct_sets([np.concatenate(frames)], [np.concatenate(positions)],
                                          [optics_of(session.spec)], g.grid, g.sampling, self.settings.rop_iterations,
-                                         self.device)[0].cpu().numpy()
+                                         self.device, [correction])[0].cpu().numpy()
         session.keep_reconstruction(count, potential)
         return potential
 

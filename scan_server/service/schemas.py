@@ -101,6 +101,11 @@ class DetectorGeometry(BaseModel):
     hot_pixels: int
     dead_pixels: int
     background_per_px: float = Field(description="flat background, counts per pixel per frame")
+    reconstruction_semiangle_mrad: float | None = Field(
+        None, description="the semi-angle the reconstruction uses (the aperture that fits the patterns; "
+                          "physics/detector_correction.py); null until the reconstruction has been corrected")
+    point_spread_px: float | None = Field(
+        None, description="the detector's point-spread σ (pixels) the reconstruction models; null as above")
 
 
 class SessionStatus(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
-from ..errors import ScanServerError
-from ..physics.calibration import nominal_radius_px
+from ..errors import ParameterError, ScanServerError
+from ..physics.calibration import DetectorCalibration, nominal_radius_px
+from ..physics.detector_correction import APERTURE_PATTERNS, DetectorCorrection, detector_correction
 from ..physics.detector_signals import DarkFieldMeter
 from ..physics.incremental import IncrementalReconstruction, WarmStartSettings
 from ..policy.model import AdaptiveModel
@@ -30,6 +32,8 @@ from .errors import ErrorCode, ServiceError
 from .schemas import (AcquisitionSpec, DetectorGeometry, LiveStep, LiveView, PositionsReply, SessionStatus, Status,
                       Timings)
 from .store import SessionFolder, SessionRecord, optics_of
+
+log = logging.getLogger("scan_server.service")
 
 
 def credential_hash(credential: str) -> str:
@@ -120,6 +124,11 @@ class Session:
         self._reconstruction: tuple[int, np.ndarray] | None = None
         self._warm: IncrementalReconstruction | None = None
         self._warm_batches = 0
+        self._corrected_for: DetectorCalibration | None = None
+        self._correction: DetectorCorrection | None = None
+        # (calibration, batches metered when it was made): the meter's first and its settled one
+        self._first_calibration: tuple[DetectorCalibration, int] | None = None
+        self._settled_calibration: tuple[DetectorCalibration, int] | None = None
         self.resume_estimate: tuple[int, np.ndarray] | None = None   # (step, estimate) saved before a restart
 
     def add_batch(self, frames: np.ndarray, positions_angstrom: np.ndarray) -> None:
@@ -135,7 +144,11 @@ class Session:
         metering the batches stored since the last call. Call with the lock."""
         for frames, positions in zip(self.frames[self._metered_batches:], self.positions[self._metered_batches:]):
             self.meter.add(frames, positions)
-        self._metered_batches = len(self.frames)
+            self._metered_batches += 1
+            if self._first_calibration is None and self.meter.calibration is not None:
+                self._first_calibration = (self.meter.calibration, self._metered_batches)
+            if self._settled_calibration is None and self.meter.settled:
+                self._settled_calibration = (self.meter.calibration, self._metered_batches)
         return self.meter.fractions
 
     def cached_reconstruction(self) -> np.ndarray | None:
@@ -153,11 +166,46 @@ class Session:
             for frames, positions in zip(self.frames[self._warm_batches:], self.positions[self._warm_batches:]):
                 self._warm.add(frames, positions)
             self._warm_batches = len(self.frames)
+            correction = self.detector_correction()
+            if correction is not self._warm.correction:
+                self._warm.set_correction(correction)
             if self.resume_estimate is not None:
                 step, estimate = self.resume_estimate
                 self._warm.restore(estimate, sum(len(p) for p in self.positions[:step + 1]))
                 self.resume_estimate = None
             return self._warm
+
+    def detector_correction(self) -> DetectorCorrection | None:
+        """The detector's corrections this session's reconstructions are made with
+        (``physics.detector_correction``): made by the meter's first calibration, then by its
+        settled one (at most twice a session, each a match of the aperture on
+        ``APERTURE_PATTERNS`` of the patterns stored when that calibration was made, so a resumed
+        session corrects exactly as it did before the restart). ``None`` before a calibration,
+        or where the corrections refuse it (a disc far off the metadata's: logged). Call with the lock."""
+        self.dark_field()
+        target = self._settled_calibration or self._first_calibration
+        if target is None or target[0] is self._corrected_for:
+            return self._correction
+        calibration, batches = target
+        self._corrected_for = calibration
+        frames, positions = self._spread_frames(APERTURE_PATTERNS, batches)
+        try:
+            self._correction = detector_correction(calibration, optics_of(self.spec), self.geometry.sampling,
+                                                   frames, positions)
+        except ParameterError as error:
+            log.warning("session %s: reconstruction not corrected for the detector: %s", self.id, error)
+            self._correction = None
+        return self._correction
+
+    def _spread_frames(self, count: int, batches: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``count`` frames (n, M, M) and positions (n, 2) Å spread over the first ``batches``
+        stored batches."""
+        sizes = np.cumsum([len(p) for p in self.positions[:batches]])
+        chosen = np.unique(np.linspace(0, sizes[-1] - 1, min(count, int(sizes[-1]))).round().astype(int))
+        batch = np.searchsorted(sizes, chosen, side="right")
+        within = chosen - np.concatenate([[0], sizes[:-1]])[batch]
+        return (np.stack([self.frames[b][i] for b, i in zip(batch, within)]),
+                np.stack([self.positions[b][i] for b, i in zip(batch, within)]))
 
     def keep_reconstruction(self, acquired: int, potential: np.ndarray) -> None:
         """Remember the reconstruction (H, W) of the first ``acquired`` positions."""
@@ -270,10 +318,13 @@ class Session:
         if calibration is None:
             return None
         positions = np.concatenate(self.positions) if self.positions else np.zeros((0, 2))
+        correction = self._correction
         return DetectorGeometry(patterns=calibration.patterns, radius_px=calibration.radius_px,
                                 nominal_radius_px=calibration.nominal_radius_px,
                                 radius_disagrees=calibration.radius_disagrees,
                                 edge_sigma_px=calibration.edge_sigma_px, centre_px=list(calibration.centre_px),
                                 descan_range_px=calibration.descan_range_px(positions),
                                 hot_pixels=calibration.hot_pixels, dead_pixels=calibration.dead_pixels,
-                                background_per_px=calibration.background_per_px)
+                                background_per_px=calibration.background_per_px,
+                                reconstruction_semiangle_mrad=correction.semiangle_mrad if correction else None,
+                                point_spread_px=correction.psf_px if correction else None)

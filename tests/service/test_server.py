@@ -78,6 +78,15 @@ def test_value_map_session_decides_without_a_reconstruction(server, wire, record
     assert abs(detector["radius_px"] / detector["nominal_radius_px"] - 1) < 0.02
 
 
+def test_a_session_that_reconstructs_uses_the_detector_it_measured(server, wire, recording):
+    opened, replies, _ = run_session(server, wire, recording, strategy="adaptive", total=30, subsequence=10)
+    with server.http() as client:
+        detector = client.get(f"/sessions/{opened['session_id']}").json()["detector"]
+    # an ideal simulated detector: the aperture that fits its patterns is the metadata's, no point-spread
+    assert abs(detector["reconstruction_semiangle_mrad"] / recording.optics.semiangle_mrad - 1) < 0.02
+    assert detector["point_spread_px"] == 0.0
+
+
 @pytest.mark.parametrize("strategy", ["halton", "random", "raster"])
 def test_baseline_sessions_are_served_the_same_way(server, wire, recording, strategy):
     opened, replies, _ = run_session(server, wire, recording, strategy=strategy, total=25, subsequence=10)
