@@ -38,8 +38,8 @@ from ..contracts import ProbeOptics, SamplingGeometry
 from ..errors import ParameterError
 from ..units import electron_wavelength_angstrom
 from .calibration import BLANKED_FRACTION, DetectorCalibration, fit_disc, nominal_radius_px
-from .forward import detector_intensity
-from .probe import frequency_grid_inv_angstrom, probe_real
+from .forward import detector_intensity, in_fft_order
+from .probe import aberration_phase_rad, frequency_grid_inv_angstrom, probe_real
 
 #: what the corrections do changes with this number (ground truths cached under another are made again)
 CORRECTION_VERSION = 1
@@ -50,7 +50,7 @@ MAX_RADIUS_ERROR = 0.25
 #: apertures within this fraction of the one the measured radius implies are tried
 APERTURE_SEARCH = 0.04
 #: the aperture is matched on at most this many patterns spread over those given
-APERTURE_PATTERNS = 48
+APERTURE_PATTERNS = 12
 
 
 @dataclass(frozen=True)
@@ -107,48 +107,85 @@ class DetectorCorrection:
 
 
 def _model_disc(optics: ProbeOptics, geometry: SamplingGeometry) -> tuple[float, float]:
-    """The (radius px, edge σ px) that ``fit_disc`` measures on the forward model's own bare probe."""
-    pattern = detector_intensity(probe_real(optics, geometry)[None], geometry)[0].numpy()
-    size = pattern.shape[-1]
-    nominal = nominal_radius_px(optics.semiangle_mrad, optics.energy_ev, geometry.detector_sampling_inv_angstrom)
-    _, radius, sigma = fit_disc(pattern, np.ones_like(pattern, dtype=bool), np.full(2, size / 2.0), nominal)
-    return radius, sigma
+    """The (radius px, edge σ px) that ``fit_disc`` measures on the forward model's own bare probe
+    (remembered per optics and geometry: a service's sessions share them)."""
+    key = (optics.energy_ev, optics.semiangle_mrad, optics.c10_angstrom, optics.c30_angstrom,
+           tuple(sorted(optics.aberrations.items())), geometry)
+    if key not in _MODEL_DISCS:
+        pattern = detector_intensity(probe_real(optics, geometry)[None], geometry)[0].numpy()
+        nominal = nominal_radius_px(optics.semiangle_mrad, optics.energy_ev, geometry.detector_sampling_inv_angstrom)
+        _, radius, sigma = fit_disc(pattern, np.ones_like(pattern, dtype=bool), np.full(2, pattern.shape[-1] / 2.0),
+                                    nominal)
+        if len(_MODEL_DISCS) >= MODEL_DISCS_KEPT:
+            _MODEL_DISCS.clear()
+        _MODEL_DISCS[key] = (radius, sigma)
+    return _MODEL_DISCS[key]
 
 
-def _aperture_steps_mrad(optics: ProbeOptics, geometry: SamplingGeometry, low: float, high: float) -> np.ndarray:
-    """The semi-angles (mrad) within [low, high] at which the forward model's pixelated aperture
-    changes: one candidate in the middle of each interval that holds the same pixels."""
+#: a pure function's results (optics and geometry → the model disc's fit), at most ``MODEL_DISCS_KEPT``
+_MODEL_DISCS: dict[tuple, tuple[float, float]] = {}
+MODEL_DISCS_KEPT = 64
+
+
+def _candidate_probes(optics: ProbeOptics, geometry: SamplingGeometry, low: float, high: float
+                      ) -> tuple[np.ndarray, torch.Tensor]:
+    """The distinct pixelated apertures with semi-angles within [low, high] mrad: one semi-angle
+    (C,) in the middle of each interval that holds the same far-field pixels, and the real-space
+    probes (C, N, N) complex64 they make (as ``probe_real``: aberrations, centred, unit norm)."""
     k_y, k_x = frequency_grid_inv_angstrom(geometry.window_px, geometry.pixel_size_angstrom)
-    angles = np.unique(np.round(electron_wavelength_angstrom(optics.energy_ev) * 1e3 * torch.sqrt(k_y**2 + k_x**2)
-                                .numpy().ravel(), 9))
-    inside = angles[(angles >= low) & (angles <= high)]
-    edges = np.concatenate([[low], inside, [high]])
-    return 0.5 * (edges[:-1] + edges[1:])
+    angle_mrad = electron_wavelength_angstrom(optics.energy_ev) * 1e3 * torch.sqrt(k_y**2 + k_x**2)
+    steps = np.unique(np.round(angle_mrad.numpy().ravel(), 9))
+    edges = np.concatenate([[low], steps[(steps >= low) & (steps <= high)], [high]])
+    semiangles = 0.5 * (edges[:-1] + edges[1:])
+    index = torch.arange(geometry.window_px)
+    centred = (1 - 2 * ((index[:, None] + index[None, :]) % 2)).to(torch.complex128)  # as ``probe_fourier``
+    phase = torch.exp(-1j * aberration_phase_rad(k_y, k_x, optics)) * centred
+    apertures = angle_mrad[None] <= torch.as_tensor(semiangles)[:, None, None]
+    fields = apertures * phase[None]
+    fields = fields / torch.sqrt((fields.abs() ** 2).sum(dim=(-2, -1), keepdim=True))
+    return semiangles, torch.fft.ifft2(fields, norm="ortho").to(torch.complex64)
 
 
-def _pattern_misfit(optics: ProbeOptics, geometry: SamplingGeometry, patterns: torch.Tensor,
-                    descan_px: torch.Tensor, psf_px: float) -> float:
-    """Σ (model − J)² of a vacuum model (the bare probe, tilted by each pattern's descan and
-    blurred by the point-spread) against normalised patterns J (n, M, M): what the disc's size
-    changes, the specimen's scattering adds the same to every candidate."""
-    probe = probe_real(optics, geometry).to(torch.complex64)
+def _best_aperture(optics: ProbeOptics, geometry: SamplingGeometry, patterns: torch.Tensor,
+                   descan_px: torch.Tensor, psf_px: float, estimate_mrad: float) -> float:
+    """The semi-angle (mrad) of the pixelated aperture within ``APERTURE_SEARCH`` of the estimate
+    whose vacuum model (the bare probe tilted by each pattern's descan, blurred by the
+    point-spread) fits the patterns J (n, M, M) (each normalised to the beam on the detector)
+    best in least squares: what the disc's size changes; what the specimen scatters adds the
+    same to every candidate."""
+    semiangles, probes = _candidate_probes(optics, geometry, estimate_mrad * (1 - APERTURE_SEARCH),
+                                           estimate_mrad * (1 + APERTURE_SEARCH))
     lit = torch.ones(len(patterns), dtype=torch.bool)
-    waves = probe[None] * tilt(descan_px, lit, geometry.window_px, torch.complex64)
-    model = detector_intensity(waves, geometry)
+    tilts = tilt(descan_px, lit, geometry.window_px, torch.complex64)
+    waves = probes[:, None] * tilts[None]                                          # (C, n, N, N)
+    if geometry.upsample == 1:   # in FFT order, as the reconstruction's loss compares them
+        far_field = torch.fft.fft2(waves, norm="ortho")
+        model = far_field.real**2 + far_field.imag**2
+        measured, seen = in_fft_order(patterns.to(model.dtype), geometry.window_px)
+    else:                        # binned to the detector's pixels, centred
+        model = detector_intensity(waves.reshape(-1, *waves.shape[-2:]), geometry).reshape(
+            *waves.shape[:2], *patterns.shape[-2:])
+        measured, seen = patterns.to(model.dtype), None
     if psf_px > 0:
-        model = torch.fft.fftshift(blur_fft_order(torch.fft.ifftshift(model, dim=(-2, -1)),
-                                                  torch.full((len(model),), psf_px)), dim=(-2, -1))
-    return float(((model - patterns) ** 2).sum())
+        flat = model.reshape(-1, *model.shape[-2:])
+        psf = torch.full((len(flat),), psf_px)
+        flat = blur_fft_order(flat, psf) if geometry.upsample == 1 else torch.fft.fftshift(
+            blur_fft_order(torch.fft.ifftshift(flat, dim=(-2, -1)), psf), dim=(-2, -1))
+        model = flat.reshape(model.shape)
+    if seen is not None:
+        model = model * seen
+    on_detector = model.sum(dim=(-2, -1), keepdim=True).mean(dim=1, keepdim=True)
+    misfit = ((model - measured[None] * on_detector) ** 2).sum(dim=(1, 2, 3))
+    return float(semiangles[int(torch.argmin(misfit))])
 
 
 def detector_correction(calibration: DetectorCalibration, optics: ProbeOptics, geometry: SamplingGeometry,
                         frames: np.ndarray, positions_angstrom: np.ndarray) -> DetectorCorrection:
     """The corrections a calibration implies for a reconstruction with the metadata's ``optics``
     on ``geometry``, judged on frames (n, M, M) at positions (n, 2) Å (at most
-    ``APERTURE_PATTERNS`` of them are used): the point-spread beyond the model's own edge
-    width, and the semi-angle whose pixelated aperture, tilted by the descan and blurred by that
-    point-spread, best matches the patterns (every distinct aperture within
-    ``APERTURE_SEARCH`` of the measured radius is tried)."""
+    ``APERTURE_PATTERNS`` of them, spread over those given): the point-spread beyond the model's
+    own edge width, and the semi-angle of the pixelated aperture that best matches the patterns
+    (``_best_aperture``)."""
     if not calibration.radius_px > 0:
         raise ParameterError(f"the measured disc radius must be positive, got {calibration.radius_px} px")
     scale = calibration.radius_px / calibration.nominal_radius_px
@@ -158,28 +195,18 @@ def detector_correction(calibration: DetectorCalibration, optics: ProbeOptics, g
                              "check the semi-angle, the energy and the detector sampling")
     stack = np.asarray(frames)
     chosen = np.unique(np.linspace(0, len(stack) - 1, min(APERTURE_PATTERNS, len(stack))).round().astype(int))
-    probe = DetectorCorrection(calibration, optics.semiangle_mrad, 0.0, 0.0)
-    frames_used = probe.clean(stack[chosen])
-    positions = np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2)[chosen]
-    beam = probe.lit(stack[chosen])
+    measured = DetectorCorrection(calibration, optics.semiangle_mrad, 0.0, 0.0)
+    beam = measured.lit(stack[chosen])
     if not beam.any():
-        raise ParameterError("no frame with beam to match the aperture to")
-    frames_used, positions = frames_used[beam], positions[beam]
+        raise ParameterError("no frame with the beam on to match the aperture to")
+    cleaned = measured.clean(stack[chosen][beam])
+    positions = np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2)[chosen][beam]
     model_sigma = _model_disc(optics, geometry)[1]
     psf = math.sqrt(max(calibration.edge_sigma_px**2 - model_sigma**2, 0.0))
     psf = psf if psf >= MIN_PSF_PX else 0.0
-    electrons = float(frames_used.sum(axis=(1, 2)).mean())
-    patterns = torch.as_tensor(frames_used / max(electrons, 1e-30))
-    descan = torch.as_tensor(probe.descan_px(positions))
-    estimate = optics.semiangle_mrad * scale
-    candidates = _aperture_steps_mrad(optics, geometry, estimate * (1 - APERTURE_SEARCH),
-                                      estimate * (1 + APERTURE_SEARCH))
-    misfit = []
-    for semiangle in candidates:
-        trial = replace(optics, semiangle_mrad=float(semiangle))
-        on_detector = float(detector_intensity(probe_real(trial, geometry)[None], geometry).sum())
-        misfit.append(_pattern_misfit(trial, geometry, patterns * on_detector, descan, psf))
-    semiangle = float(candidates[int(np.argmin(misfit))])
+    patterns = torch.as_tensor(cleaned / max(float(cleaned.sum(axis=(1, 2)).mean()), 1e-30))
+    semiangle = _best_aperture(optics, geometry, patterns, torch.as_tensor(measured.descan_px(positions)), psf,
+                               optics.semiangle_mrad * scale)
     return DetectorCorrection(calibration, semiangle, psf, model_sigma)
 
 

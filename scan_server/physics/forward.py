@@ -152,3 +152,17 @@ def poisson_counts(intensity: torch.Tensor, electrons_per_pattern: float,
         raise ParameterError(f"dose must be positive, got {electrons_per_pattern} electrons per pattern")
     rate = (intensity.clamp_min(0) * electrons_per_pattern).to(torch.float64)
     return torch.poisson(rate, generator=generator)
+
+
+def in_fft_order(patterns: torch.Tensor, window_px: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Centred patterns (n, M, M) → (n, N, N) in the unshifted order of an N-point FFT, and the
+    mask of the detector's frequencies (``None`` when the detector sees all N × N)."""
+    size = patterns.shape[-1]
+    index = (torch.arange(size, device=patterns.device) - size // 2) % window_px
+    if size == window_px:
+        return patterns[..., torch.argsort(index), :][..., torch.argsort(index)], None
+    placed = patterns.new_zeros((*patterns.shape[:-2], window_px, window_px))
+    placed[..., index[:, None], index[None, :]] = patterns
+    seen = torch.zeros((window_px, window_px), dtype=patterns.dtype, device=patterns.device)
+    seen[index[:, None], index[None, :]] = 1
+    return placed, seen

@@ -34,9 +34,9 @@ import torch
 from ..contracts import ObjectGrid, ProbeOptics, SamplingGeometry
 from ..errors import GeometryError, ParameterError
 from .detector_correction import DetectorCorrection, tilt
-from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
+from .forward import WindowPlan, accumulate_windows, detector_intensity, in_fft_order, window_flat_index
 from .probe import probe_real, shifted_probes
-from .reconstruct import ChunkCache, RopBatch, RopSettings, in_fft_order, reconstruct
+from .reconstruct import ChunkCache, RopBatch, RopSettings, reconstruct
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ..contracts import Acquisition, ObjectGrid, ProbeOptics, SamplingGeometry
 from ..device import deterministic
 from ..errors import GeometryError, ParameterError
 from .detector_correction import DetectorCorrection, blur_fft_order, tilt
-from .forward import WindowPlan, accumulate_windows, detector_intensity, window_flat_index
+from .forward import WindowPlan, accumulate_windows, detector_intensity, in_fft_order, window_flat_index
 from .probe import probe_real, shifted_probes
 
 
@@ -266,20 +266,6 @@ def _chunk_loss_and_gradient(probes: torch.Tensor, windows: torch.Tensor, measur
     spread = blur_fft_order(residual, psf_px) if psf_px is not None else residual
     exit_gradient = torch.fft.ifft2(4 * spread * far_field, norm="ortho")
     return (residual**2).sum(dim=(-2, -1)), torch.conj(probes) * exit_gradient
-
-
-def in_fft_order(patterns: torch.Tensor, window_px: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Centred patterns (n, M, M) → (n, N, N) in the unshifted order of an N-point FFT, and the
-    mask of the detector's frequencies (``None`` when the detector sees all N × N)."""
-    size = patterns.shape[-1]
-    index = (torch.arange(size, device=patterns.device) - size // 2) % window_px
-    if size == window_px:
-        return patterns[..., torch.argsort(index), :][..., torch.argsort(index)], None
-    placed = patterns.new_zeros((*patterns.shape[:-2], window_px, window_px))
-    placed[..., index[:, None], index[None, :]] = patterns
-    seen = torch.zeros((window_px, window_px), dtype=patterns.dtype, device=patterns.device)
-    seen[index[:, None], index[None, :]] = 1
-    return placed, seen
 
 
 def _chunk_loss_and_gradient_autograd(probes: torch.Tensor, windows: torch.Tensor, patterns: torch.Tensor,

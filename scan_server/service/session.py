@@ -181,7 +181,16 @@ class Session:
         settled one (at most twice a session, each a match of the aperture on
         ``APERTURE_PATTERNS`` of the patterns stored when that calibration was made, so a resumed
         session corrects exactly as it did before the restart). ``None`` before a calibration,
-        or where the corrections refuse it (a disc far off the metadata's: logged). Call with the lock."""
+        or where the corrections refuse it (a disc far off the metadata's: logged). A closed session
+        that no longer holds its frames (restored after a restart) meters them from its recording,
+        batch by batch as they came. Call with the lock."""
+        if not self.frames and self.acquired and self._metered_batches < len(self.positions):
+            recorded = self.folder.load_frames()
+            self.frames = np.split(recorded, np.cumsum([len(p) for p in self.positions])[:-1])
+            try:
+                return self.detector_correction()
+            finally:
+                self.frames = []
         self.dark_field()
         target = self._settled_calibration or self._first_calibration
         if target is None or target[0] is self._corrected_for:
@@ -287,6 +296,7 @@ class Session:
             return False
         self.folder.finish(self.counts_total)
         self.dark_field()          # the detector's calibration outlives the frames (the status reports it)
+        self.detector_correction()  # and so do the corrections its reconstruction is made with
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
         self.frames = []           # and its frames: the complete recording holds them (``recorded_frames``)

@@ -12,11 +12,12 @@ from scan_server.evaluation.scores import material_mask
 from scan_server.io.open import open_recording
 from scan_server.physics.detector import DetectorModel
 from scan_server.physics.detector_correction import tilt
+from scan_server.physics.forward import in_fft_order
 from scan_server.physics.detector_signals import recording_correction
 from scan_server.physics.incremental import IncrementalReconstruction, WarmStartSettings, advance
 from scan_server.physics.probe import probe_fourier
 from scan_server.physics.reconstruct import (RopSettings, _chunk_loss_and_gradient,
-                                             _chunk_loss_and_gradient_autograd, in_fft_order, prepare_batch,
+                                             _chunk_loss_and_gradient_autograd, prepare_batch,
                                              reconstruct, reconstruct_acquisition, reconstruction_geometry)
 from scan_server.contracts import ObjectGrid
 from scan_server.physics.simulate import preset, simulate_recording
