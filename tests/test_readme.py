@@ -1,4 +1,4 @@
-"""The README's walk-through blocks (marked ``<!-- readme-test -->``) run as written."""
+"""The walk-through blocks of the README and the usage guide (marked ``<!-- readme-test -->``) run as written."""
 
 import re
 import subprocess
@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+#: the documents whose walk-throughs a user copies: the front door and the usage guide it links to
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "usage.md")
 
 
 def readme_blocks() -> list[str]:
-    return re.findall(r"<!-- readme-test -->\n```bash\n(.*?)```", README.read_text(), flags=re.S)
+    return [block for document in DOCUMENTS
+            for block in re.findall(r"<!-- readme-test -->\n```bash\n(.*?)```", document.read_text(), flags=re.S)]
 
 
-def test_the_readme_marks_its_walk_through():
-    assert readme_blocks(), "no README block is marked <!-- readme-test -->"
+def test_the_documents_mark_their_walk_through():
+    assert readme_blocks(), "no block of the README or docs/usage.md is marked <!-- readme-test -->"
 
 
 @pytest.mark.parametrize("block", readme_blocks())
