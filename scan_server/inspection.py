@@ -19,7 +19,7 @@ from .io.metadata import (
     sidecar_path,
 )
 from .io.open import find_metadata, load_overrides, shown
-from .physics.detector_signals import recording_correction
+from .physics.detector_signals import calibrate_recording, recording_correction
 from .physics.reconstruct import reconstruction_geometry
 from .units import electron_wavelength_angstrom, inv_angstrom_to_mrad
 
@@ -99,11 +99,15 @@ def _describe_complete(acquisition: Acquisition, file_format: str) -> None:
 def _describe_measured(acquisition: Acquisition) -> None:
     """The detector geometry measured from the patterns (physics/calibration.py) beside the metadata's."""
     try:
-        correction = recording_correction(acquisition, reconstruction_geometry(acquisition))
+        calibration = calibrate_recording(acquisition)
     except ParameterError as exc:
         print(f"\nthe detector geometry could not be measured from the patterns: {exc}")
         return
-    calibration = correction.calibration
+    try:
+        correction = recording_correction(acquisition, reconstruction_geometry(acquisition))
+    except ParameterError as exc:
+        correction = None
+        refused = str(exc)
     print(f"\nmeasured from {calibration.patterns} patterns (physics/calibration.py):")
     verdict = (f"DISAGREES with the metadata by {100 * calibration.radius_error:+.1f} % (a semi-angle or detector "
                "sampling miscalibration; the measured disc is used for the dark field and the reconstruction)"
@@ -117,6 +121,9 @@ def _describe_measured(acquisition: Acquisition) -> None:
     _row("descan", f"the disc moves {calibration.descan_range_px(acquisition.positions_angstrom):.2f} px across the scan")
     _row("hot / dead pixels", f"{calibration.hot_pixels} / {calibration.dead_pixels} (masked)")
     _row("background", f"{calibration.background_per_px:.3g} counts per pixel per frame")
+    if correction is None:
+        print(f"\nthe reconstruction cannot be corrected for this detector (it takes the metadata): {refused}")
+        return
     print("\nthe reconstruction uses (physics/detector_correction.py; `reconstruct --no-detector-correction` to compare):")
     _row("semi-angle", f"{correction.semiangle_mrad:.2f} mrad, the aperture that fits the patterns "
                        f"(metadata: {acquisition.optics.semiangle_mrad:.2f} mrad)")

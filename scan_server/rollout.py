@@ -20,7 +20,7 @@ import torch
 
 from .contracts import Acquisition, ObjectGrid, SamplingGeometry
 from .physics.detector_correction import DetectorCorrection
-from .physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px, recording_correction
+from .physics.detector_signals import DarkFieldMeter, acquisition_nominal_radius_px, recording_correction_or_none
 from .physics.reconstruct import reconstruct_sets, reconstruction_geometry
 from .policy.model import AdaptiveModel
 from .policy.step import encode_and_decide
@@ -56,7 +56,7 @@ class EpisodeBatch:
                     ObjectGrid.covering(a.positions_angstrom, geometry).shape_px != grid.shape_px:
                 raise ValueError("the recordings of one batch must share detector and scan geometry")
         microscopes = [VirtualMicroscope.over(a) for a in acquisitions]
-        corrections = [recording_correction(a, geometry) for a in acquisitions] if corrected else None
+        corrections = [recording_correction_or_none(a, geometry) for a in acquisitions] if corrected else None
         return cls(acquisitions, microscopes, geometry, grid, microscopes[0].field.region(grid),
                    device or torch.device("cpu"), corrections)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,7 +29,7 @@ from tqdm import tqdm
 from ..contracts import Acquisition
 from ..errors import ParameterError
 from ..physics.detector_correction import DetectorCorrection
-from ..physics.detector_signals import acquisition_nominal_radius_px, recording_correction
+from ..physics.detector_signals import acquisition_nominal_radius_px, recording_correction_or_none
 from ..physics.reconstruct import (
     GROUND_TRUTH_ITERATIONS,
     Reconstruction,
@@ -151,11 +150,7 @@ def detector_correction_of(acquisition: Acquisition) -> DetectorCorrection | Non
     """The detector's corrections every reconstruction of a recording is made with (measured
     from its patterns: ``physics.detector_correction``); ``None``, with a warning, where the
     disc is too far off the metadata's to correct."""
-    try:
-        return recording_correction(acquisition, reconstruction_geometry(acquisition))
-    except ParameterError as error:
-        warnings.warn(f"reconstructed without detector corrections: {error}", stacklevel=2)
-        return None
+    return recording_correction_or_none(acquisition, reconstruction_geometry(acquisition))
 
 
 def score_reference(acquisition: Acquisition, full: Reconstruction) -> ScoreReference:

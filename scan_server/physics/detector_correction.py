@@ -42,7 +42,7 @@ from .forward import detector_intensity, in_fft_order
 from .probe import aberration_phase_rad, frequency_grid_inv_angstrom, probe_real
 
 #: what the corrections do changes with this number (ground truths cached under another are made again)
-CORRECTION_VERSION = 1
+CORRECTION_VERSION = 2
 #: a measured point-spread below this σ (px) is not modelled (pixel integration alone is ~0.3 px)
 MIN_PSF_PX = 0.25
 #: a measured disc radius further than this fraction from the metadata's is refused (not a calibration error)
@@ -111,15 +111,16 @@ def _model_disc(optics: ProbeOptics, geometry: SamplingGeometry) -> tuple[float,
     (remembered per optics and geometry: a service's sessions share them)."""
     key = (optics.energy_ev, optics.semiangle_mrad, optics.c10_angstrom, optics.c30_angstrom,
            tuple(sorted(optics.aberrations.items())), geometry)
-    if key not in _MODEL_DISCS:
+    known = _MODEL_DISCS.get(key)
+    if known is None:
         pattern = detector_intensity(probe_real(optics, geometry)[None], geometry)[0].numpy()
         nominal = nominal_radius_px(optics.semiangle_mrad, optics.energy_ev, geometry.detector_sampling_inv_angstrom)
         _, radius, sigma = fit_disc(pattern, np.ones_like(pattern, dtype=bool), np.full(2, pattern.shape[-1] / 2.0),
                                     nominal)
         if len(_MODEL_DISCS) >= MODEL_DISCS_KEPT:
             _MODEL_DISCS.clear()
-        _MODEL_DISCS[key] = (radius, sigma)
-    return _MODEL_DISCS[key]
+        known = _MODEL_DISCS[key] = (radius, sigma)
+    return known
 
 
 #: a pure function's results (optics and geometry → the model disc's fit), at most ``MODEL_DISCS_KEPT``
@@ -156,7 +157,7 @@ def _best_aperture(optics: ProbeOptics, geometry: SamplingGeometry, patterns: to
     semiangles, probes = _candidate_probes(optics, geometry, estimate_mrad * (1 - APERTURE_SEARCH),
                                            estimate_mrad * (1 + APERTURE_SEARCH))
     lit = torch.ones(len(patterns), dtype=torch.bool)
-    tilts = tilt(descan_px, lit, geometry.window_px, torch.complex64)
+    tilts = tilt(descan_px, lit, geometry, torch.complex64)
     waves = probes[:, None] * tilts[None]                                          # (C, n, N, N)
     if geometry.upsample == 1:   # in FFT order, as the reconstruction's loss compares them
         far_field = torch.fft.fft2(waves, norm="ortho")
@@ -202,7 +203,11 @@ def detector_correction(calibration: DetectorCalibration, optics: ProbeOptics, g
     cleaned = measured.clean(stack[chosen][beam])
     positions = np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2)[chosen][beam]
     model_sigma = _model_disc(optics, geometry)[1]
-    psf = math.sqrt(max(calibration.edge_sigma_px**2 - model_sigma**2, 0.0))
+    # the edge was fitted on the mean of frames whose discs the descan moves: that smear (the
+    # centres' variance along a radius, half their 2-D variance) is not the detector's blur
+    centres = calibration.centres_px(np.asarray(positions_angstrom, dtype=np.float64).reshape(-1, 2))
+    smear = 0.5 * float(np.var(centres, axis=0).sum()) if len(centres) > 1 else 0.0
+    psf = math.sqrt(max(calibration.edge_sigma_px**2 - model_sigma**2 - smear, 0.0))
     psf = psf if psf >= MIN_PSF_PX else 0.0
     patterns = torch.as_tensor(cleaned / max(float(cleaned.sum(axis=(1, 2)).mean()), 1e-30))
     semiangle = _best_aperture(optics, geometry, patterns, torch.as_tensor(measured.descan_px(positions)), psf,
@@ -220,12 +225,15 @@ def blur_fft_order(intensity: torch.Tensor, psf_px: torch.Tensor) -> torch.Tenso
     return torch.fft.ifft2(torch.fft.fft2(intensity) * transfer).real
 
 
-def tilt(descan_px: torch.Tensor, lit: torch.Tensor, window_px: int, dtype: torch.dtype) -> torch.Tensor:
+def tilt(descan_px: torch.Tensor, lit: torch.Tensor, geometry: SamplingGeometry, dtype: torch.dtype) -> torch.Tensor:
     """Per pattern, the factor (n, N, N) of its probe: the tilt exp(2πi d·r/N) that moves its far
-    field by d = descan_px (n, 2) px (row, column), times 0 for a blanked frame (lit (n,) bool)."""
+    field by d = descan_px (n, 2) *detector* px (row, column) — ``upsample`` far-field pixels
+    each —, times 0 for a blanked frame (lit (n,) bool)."""
     real = torch.float64 if dtype == torch.complex128 else torch.float32
+    window_px = geometry.window_px
     r = torch.arange(window_px, device=descan_px.device, dtype=real) / window_px
-    phase_y = descan_px[:, 0, None].to(real) * r[None, :]
-    phase_x = descan_px[:, 1, None].to(real) * r[None, :]
+    shift = descan_px.to(real) * geometry.upsample
+    phase_y = shift[:, 0, None] * r[None, :]
+    phase_x = shift[:, 1, None] * r[None, :]
     factor = torch.exp(2j * math.pi * phase_y)[:, :, None] * torch.exp(2j * math.pi * phase_x)[:, None, :]
     return (factor * lit.to(real)[:, None, None]).to(dtype)

@@ -20,6 +20,8 @@ everything it has seen until ``SETTLE_PATTERNS`` patterns, then keeping that cal
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..contracts import Acquisition, SamplingGeometry
@@ -60,6 +62,16 @@ def recording_correction(acquisition: Acquisition, geometry: SamplingGeometry,
     frames, positions = _spread_sample(acquisition, patterns)
     calibration = calibrate(frames, positions, acquisition_nominal_radius_px(acquisition))
     return detector_correction(calibration, acquisition.optics, geometry, frames, positions)
+
+
+def recording_correction_or_none(acquisition: Acquisition, geometry: SamplingGeometry) -> DetectorCorrection | None:
+    """``recording_correction``, or ``None`` with a warning where the disc is too far off the
+    metadata's (or too faint) to correct: the recording is then reconstructed as the metadata says."""
+    try:
+        return recording_correction(acquisition, geometry)
+    except ParameterError as error:
+        warnings.warn(f"reconstructed without detector corrections: {error}", stacklevel=2)
+        return None
 
 
 def recording_dark_field(acquisition: Acquisition, chunk: int = 1024,

@@ -136,7 +136,7 @@ class IncrementalReconstruction:
             return shifted, counts, torch.ones(len(counts), dtype=torch.bool, device=self.device)
         lit = torch.as_tensor(self.correction.lit(counts.cpu().numpy()), device=self.device)
         descan = torch.as_tensor(self.correction.descan_px(positions), device=self.device)
-        shifted = shifted * tilt(descan, lit, self.geometry.window_px, shifted.dtype)
+        shifted = shifted * tilt(descan, lit, self.geometry, shifted.dtype)
         return shifted, self.correction.clean_tensor(counts), lit
 
     def set_correction(self, correction: DetectorCorrection | None) -> None:

@@ -93,7 +93,7 @@ class RopBatch:
         if self.descan_px is None or self.lit is None:
             return probes
         stop = start + len(probes)
-        return probes * tilt(self.descan_px[start:stop], self.lit[start:stop], probes.shape[-1], probes.dtype)
+        return probes * tilt(self.descan_px[start:stop], self.lit[start:stop], self.geometry, probes.dtype)
 
     def pattern_psf_px(self, start: int, stop: int) -> torch.Tensor | None:
         """The point-spread σ (n,) px of patterns ``start:stop`` (``None`` when no data set has one)."""
@@ -301,7 +301,9 @@ def reconstruct(batch: RopBatch, settings: RopSettings, initial: torch.Tensor | 
         cache = cache or ChunkCache(batch, settings)
         light = illumination(batch, cache)
         floor = settings.illumination_floor * light.amax(dim=(-2, -1), keepdim=True)
-        step = settings.step_size / (light + floor)
+        # a data set without any illumination (every frame blanked) has nothing to fit: it stays zero
+        step = torch.where(light + floor > 0, settings.step_size / (light + floor).clamp_min(1e-30),
+                           torch.zeros_like(light))
     previous_loss = torch.full((batch.batch_size,), float("inf"), dtype=torch.float64, device=batch.device)
     previous_potential, previous_gradient = potential, torch.zeros_like(potential)
     with deterministic(batch.device):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..contracts import ObjectGrid, SamplingGeometry
-from ..errors import ParameterError, ScanServerError
+from ..errors import ScanServerError
 from ..physics.calibration import DetectorCalibration, nominal_radius_px
 from ..physics.detector_correction import APERTURE_PATTERNS, DetectorCorrection, detector_correction
 from ..physics.detector_signals import DarkFieldMeter
@@ -196,14 +196,14 @@ class Session:
         if target is None or target[0] is self._corrected_for:
             return self._correction
         calibration, batches = target
-        self._corrected_for = calibration
         frames, positions = self._spread_frames(APERTURE_PATTERNS, batches)
         try:
             self._correction = detector_correction(calibration, optics_of(self.spec), self.geometry.sampling,
                                                    frames, positions)
-        except ParameterError as error:
+        except (ScanServerError, ValueError) as error:   # a disc the corrections refuse, an aperture too small
             log.warning("session %s: reconstruction not corrected for the detector: %s", self.id, error)
             self._correction = None
+        self._corrected_for = calibration
         return self._correction
 
     def _spread_frames(self, count: int, batches: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +296,10 @@ class Session:
             return False
         self.folder.finish(self.counts_total)
         self.dark_field()          # the detector's calibration outlives the frames (the status reports it)
-        self.detector_correction()  # and so do the corrections its reconstruction is made with
+        try:
+            self.detector_correction()  # and so do the corrections its reconstruction is made with
+        except Exception:  # noqa: BLE001 - closing must not fail on a correction: the reconstruction goes without
+            log.exception("session %s: detector corrections not made at close", self.id)
         self.status = status
         self._warm = None          # the device memory of a finished session's reconstruction
         self.frames = []           # and its frames: the complete recording holds them (``recorded_frames``)

@@ -112,16 +112,32 @@ def test_the_blurred_models_written_out_gradient_is_autograds(rng, small_geometr
     np.testing.assert_allclose(gradient.numpy(), reference.numpy(), rtol=1e-7, atol=1e-9 * float(reference.abs().max()))
 
 
-def test_a_tilt_moves_the_far_field_by_the_descan(small_geometry, optics):
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_a_tilt_moves_the_far_field_by_the_descan(small_geometry, optics, upsample):
     from scan_server.physics.forward import detector_intensity
     from scan_server.physics.probe import probe_real
-    probe = probe_real(optics, small_geometry)[None]
-    shifted = detector_intensity(probe * tilt(torch.tensor([[2.0, -3.0]]), torch.tensor([True]),
-                                              small_geometry.window_px, probe.dtype), small_geometry)
-    np.testing.assert_allclose(shifted[0].numpy(), torch.roll(detector_intensity(probe, small_geometry)[0],
+    geometry = replace(small_geometry, upsample=upsample)   # a detector pixel is `upsample` far-field pixels
+    probe = probe_real(optics, geometry)[None]
+    shifted = detector_intensity(probe * tilt(torch.tensor([[2.0, -3.0]]), torch.tensor([True]), geometry,
+                                              probe.dtype), geometry)
+    np.testing.assert_allclose(shifted[0].numpy(), torch.roll(detector_intensity(probe, geometry)[0],
                                                               (2, -3), (0, 1)).numpy(), atol=1e-12)
-    blanked = tilt(torch.zeros((1, 2)), torch.tensor([False]), small_geometry.window_px, probe.dtype)
+    blanked = tilt(torch.zeros((1, 2)), torch.tensor([False]), geometry, probe.dtype)
     assert float(blanked.abs().max()) == 0.0
+
+
+def test_a_data_set_whose_frames_are_all_blanked_reconstructs_to_zero(edges):
+    acquisition = edges["ideal"]
+    geometry = reconstruction_geometry(acquisition)
+    correction = recording_correction(acquisition, geometry)
+    indices = np.arange(0, 200)
+    frames = np.asarray(acquisition.frames[indices]) * 0 + np.float32(correction.calibration.background_per_px)
+    grid = ObjectGrid.covering(acquisition.positions_angstrom, geometry)
+    batch = prepare_batch([frames], [acquisition.positions_angstrom[indices]], [acquisition.optics], grid, geometry,
+                          corrections=[correction])
+    assert not bool(batch.lit.any())
+    estimate = reconstruct(batch, RopSettings(iterations=3))
+    assert bool(torch.isfinite(estimate).all()) and float(estimate.abs().max()) == 0.0
 
 
 def test_the_warm_start_corrects_as_the_batch_reconstruction_does(edges):
