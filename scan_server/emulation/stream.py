@@ -6,7 +6,7 @@ bslz4 blob and ``dconfig-1.0`` (times in ns); ``dseries_end-1.0``. Stream v2 (CB
 part): maps with ``type`` start | image | end, self-describe tag 55799, images under
 ``data`` → channel → tag 40 ``[dims, typed array]`` with typed-array tag 69 (uint16 LE) or
 70 (uint32 LE) wrapping compression tag 56500 ``["bslz4", elem_size, bytes]``. Facts from
-``../shared/design/formats.md``; the detector binds PUSH, receivers PULL. ``count`` sends
+Dectris's SIMPLON stream interface documentation; the detector binds PUSH, receivers PULL. ``count`` sends
 only the first N frames: the header announces N and the series still ends.
 """
 

@@ -78,8 +78,9 @@ class DetectorCorrection:
         """Which frames (n, M, M) carry the beam (n,) bool: background-subtracted good-pixel counts
         at least ``BLANKED_FRACTION`` of the calibration's median."""
         good = ~self.calibration.bad_pixels
-        stack = np.asarray(frames, dtype=np.float64)
-        signal = stack[:, good].sum(axis=1) - self.calibration.background_per_px * good.sum()
+        stack = np.asarray(frames)
+        signal = stack.sum(axis=(1, 2), dtype=np.float64) - stack[:, ~good].sum(axis=1, dtype=np.float64) \
+            - self.calibration.background_per_px * good.sum()
         return signal >= BLANKED_FRACTION * self.calibration.median_counts
 
     def clean(self, frames: np.ndarray) -> np.ndarray:

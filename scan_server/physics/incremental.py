@@ -36,7 +36,7 @@ from ..errors import GeometryError, ParameterError
 from .detector_correction import DetectorCorrection, tilt
 from .forward import WindowPlan, accumulate_windows, detector_intensity, in_fft_order, window_flat_index
 from .probe import probe_real, shifted_probes
-from .reconstruct import ChunkCache, RopBatch, RopSettings, reconstruct
+from .reconstruct import ChunkCache, RopBatch, RopSettings, batch_psf_px, reconstruct
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], set
                       _joined([s.fraction_px[a:] for s, a in zip(sets, starts)]))
     light = torch.stack([s.light for s in sets]) if whole else None
     kept = [s.kept for s in sets]
-    psf = _psf(sets)
+    psf = batch_psf_px([s.correction for s in sets], first.device)
     if any(k is None for k in kept):
         patterns = torch.cat([s.patterns(a) * c for s, a, c in zip(sets, starts, scale)])
         descan = [s.descan_px(a) for s, a in zip(sets, starts)]
@@ -290,12 +290,6 @@ def _batch(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], set
     shifted = _joined([k.shifted[a:] for k, a in zip(kept, starts)])
     measured = torch.cat([k.ordered[a:] * c for k, a, c in zip(kept, starts, scale)])
     return batch, ChunkCache(batch, settings, shifted, (measured, kept[0].seen), light)
-
-
-def _psf(sets: Sequence[IncrementalReconstruction]) -> torch.Tensor | None:
-    """Each set's point-spread σ (B,) px, ``None`` when none has one."""
-    psf = [s.correction.psf_px if s.correction is not None else 0.0 for s in sets]
-    return torch.as_tensor(psf, dtype=torch.float32, device=sets[0].device) if any(psf) else None
 
 
 def _descend(sets: Sequence[IncrementalReconstruction], starts: Sequence[int], iterations: int,

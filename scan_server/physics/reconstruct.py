@@ -97,9 +97,7 @@ class RopBatch:
 
     def pattern_psf_px(self, start: int, stop: int) -> torch.Tensor | None:
         """The point-spread σ (n,) px of patterns ``start:stop`` (``None`` when no data set has one)."""
-        if self.psf_px is None or not bool((self.psf_px > 0).any()):
-            return None
-        return self.psf_px[self.plan.batch_index[start:stop]]
+        return None if self.psf_px is None else self.psf_px[self.plan.batch_index[start:stop]]
 
     @property
     def device(self) -> torch.device:
@@ -151,8 +149,13 @@ def prepare_batch(frames: Sequence[np.ndarray], positions_angstrom: Sequence[np.
                     object_shape=grid.shape_px, batch_size=len(frames), geometry=geometry,
                     descan_px=torch.as_tensor(np.concatenate(descan), device=device) if corrected else None,
                     lit=torch.as_tensor(np.concatenate(lit), device=device) if corrected else None,
-                    psf_px=torch.as_tensor([c.psf_px if c is not None else 0.0 for c in corrections],
-                                           dtype=torch.float32, device=device) if corrected else None)
+                    psf_px=batch_psf_px(corrections, device))
+
+
+def batch_psf_px(corrections: Sequence[DetectorCorrection | None], device: torch.device) -> torch.Tensor | None:
+    """Each data set's point-spread σ (B,) px, ``None`` when none has one (decided once per batch)."""
+    psf = [c.psf_px if c is not None else 0.0 for c in corrections]
+    return torch.as_tensor(psf, dtype=torch.float32, device=device) if any(psf) else None
 
 
 class ChunkCache:
